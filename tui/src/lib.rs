@@ -1,0 +1,1 @@
+//! PRAG operator console.
