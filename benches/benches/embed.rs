@@ -1,1 +1,67 @@
-fn main() {}
+//! Embedding throughput (texts/s) for ~40-token paragraphs at several batch sizes, through the
+//! public `Embedder` API (queue, batcher and worker threads included).
+//! CPU always; CUDA too when built with `--features cuda` and a GPU answers.
+//! `PRAG_BENCH_WORKERS` overrides the worker count.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use prag_benches::{model_dir, paragraphs};
+use prag_embedder::{BatchLimits, DTypeSpec, DeviceSpec, Embedder, EmbedderConfig};
+
+const TEXTS: usize = 256;
+
+fn embedder(device: DeviceSpec, dtype: DTypeSpec, max_batch: usize) -> Option<Embedder> {
+    let mut config = EmbedderConfig::new(model_dir());
+    config.device = device;
+    config.dtype = dtype;
+    config.limits = BatchLimits { token_budget: 1 << 20, max_batch };
+    config.workers = std::env::var("PRAG_BENCH_WORKERS").ok().and_then(|w| w.parse().ok());
+    match Embedder::load(config) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            eprintln!("skipping {device} {dtype}: {e}");
+            None
+        }
+    }
+}
+
+fn bench_device(c: &mut Criterion, device: DeviceSpec, dtype: DTypeSpec, batches: &[usize], n: usize) {
+    let texts = paragraphs(n, 2);
+    let mut group = c.benchmark_group(format!("embed/{device}/{dtype}"));
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    for &batch in batches {
+        let Some(e) = embedder(device, dtype, batch) else { return };
+        if batch == batches[0] {
+            let tokens: usize = texts.iter().map(|t| e.tokenizer().count_tokens(t).unwrap_or(0) + 2).sum();
+            eprintln!(
+                "{device} {dtype}: {n} texts, {:.1} tokens/text, {} worker(s)",
+                tokens as f64 / n as f64,
+                e.info().workers
+            );
+        }
+        group.bench_with_input(BenchmarkId::new("batch", batch), &batch, |b, _| {
+            b.iter(|| e.embed_blocking(texts.clone()).map(|v| v.len()).unwrap_or(0))
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    // Same setting as `prag` (see node/src/main.rs): one matmul thread per model worker.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: set before the embedder starts its threads; criterion runs benches on this thread.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+        }
+    }
+    bench_device(c, DeviceSpec::Cpu, DTypeSpec::F32, &[1, 8, 32, 128], TEXTS);
+    if cfg!(feature = "cuda") {
+        for dtype in [DTypeSpec::F32, DTypeSpec::F16, DTypeSpec::BF16] {
+            bench_device(c, DeviceSpec::Cuda(0), dtype, &[32, 128, 512], 4096);
+        }
+    }
+}
+
+criterion_group!(embed, benches);
+criterion_main!(embed);

@@ -66,8 +66,8 @@ impl CandleBackend {
         // converts while copying.
         let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)
             .map_err(|e| invalid(format!("not a readable safetensors file: {e}")))?;
-        let model = Bert::load(vb, &model_dir.config)
-            .map_err(|e| invalid(format!("weights do not match config.json: {e}")))?;
+        let model =
+            Bert::load(vb, &model_dir.config).map_err(|e| invalid(format!("weights do not match config.json: {e}")))?;
         Ok(CandleBackend { model, pooling: model_dir.pooling, dimension: model_dir.config.hidden_size })
     }
 

@@ -60,10 +60,7 @@ impl DeviceSpec {
                 if !cfg!(feature = "cuda") {
                     return Err(EmbedError::CudaNotCompiled(self.to_string()));
                 }
-                Device::new_cuda(ordinal).map_err(|e| EmbedError::CudaUnavailable {
-                    ordinal,
-                    reason: e.to_string(),
-                })
+                Device::new_cuda(ordinal).map_err(|e| EmbedError::CudaUnavailable { ordinal, reason: e.to_string() })
             }
         }
     }

@@ -32,11 +32,7 @@ pub enum EmbedError {
     #[error("CUDA device {ordinal} could not be opened: {reason}")]
     CudaUnavailable { ordinal: usize, reason: String },
     #[error("dtype {dtype} is not supported on {device}: {reason}")]
-    UnsupportedDType {
-        dtype: String,
-        device: String,
-        reason: String,
-    },
+    UnsupportedDType { dtype: String, device: String, reason: String },
     #[error("tokenization failed: {0}")]
     Tokenize(String),
     #[error("model computation failed: {0}")]

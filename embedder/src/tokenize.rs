@@ -43,10 +43,8 @@ impl std::fmt::Debug for TextTokenizer {
 impl TextTokenizer {
     pub fn load(model: &ModelDir) -> Result<Self> {
         let path = model.path(TOKENIZER);
-        let mut inner = Tokenizer::from_file(&path).map_err(|e| EmbedError::InvalidFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut inner = Tokenizer::from_file(&path)
+            .map_err(|e| EmbedError::InvalidFile { path: path.clone(), reason: e.to_string() })?;
         check_matches_model(&path, &inner, &model.config)?;
         inner.with_padding(None);
         let mut untruncated = inner.clone();
@@ -76,8 +74,7 @@ impl TextTokenizer {
 
     /// Number of tokens of `text` without special tokens and without truncation.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        let enc =
-            self.untruncated.encode(text, false).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let enc = self.untruncated.encode(text, false).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         Ok(enc.get_ids().len())
     }
 
@@ -86,8 +83,7 @@ impl TextTokenizer {
     pub fn token_spans(&self, text: &str, max_tokens: usize, overlap: usize) -> Result<Vec<TokenSpan>> {
         let max_tokens = max_tokens.max(1);
         let overlap = overlap.min(max_tokens.saturating_sub(1));
-        let enc =
-            self.untruncated.encode(text, false).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let enc = self.untruncated.encode(text, false).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         let offsets = enc.get_offsets();
         let n = offsets.len();
         let mut spans = Vec::new();

@@ -8,7 +8,9 @@ use prag_embedder::{DeviceSpec, EmbedError, Embedder, EmbedderConfig};
 
 fn copy_model(to: &Path) {
     let from = common::model_dir();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"] {
+    for f in
+        ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"]
+    {
         let dst = to.join(f);
         std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
         std::fs::copy(from.join(f), dst).expect("copy");

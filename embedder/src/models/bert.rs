@@ -6,10 +6,28 @@
 //! projection, so each layer runs one large matmul instead of three.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use crate::error::Result;
 use crate::model_dir::BertConfig;
+use crate::models::cpu_ops::{BiasAdd, BiasGelu, BiasResidual};
+
+/// A linear layer kept as weight and bias so the bias can be fused into the next element-wise step.
+struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn load(vb: VarBuilder<'_>, input: usize, output: usize) -> candle_core::Result<Self> {
+        Ok(Dense { weight: vb.get((output, input), "weight")?, bias: vb.get(output, "bias")? })
+    }
+
+    /// `x @ Wᵀ` without the bias; `x` is `[rows, in]`.
+    fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight.t()?)
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Activation {
@@ -44,11 +62,12 @@ struct Embeddings {
 }
 
 struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
+    /// Q, K and V projections in one matrix; Q's rows are pre-scaled by 1/√head_dim.
+    qkv: Dense,
+    attn_out: Dense,
     attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     out_norm: LayerNorm,
 }
 
@@ -61,6 +80,8 @@ pub struct Bert {
     activation: Activation,
     dtype: DType,
     device: Device,
+    /// f32 on the CPU: use the fused kernels of `cpu_ops`.
+    fused_cpu: bool,
 }
 
 fn layer_norm(vb: VarBuilder<'_>, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
@@ -71,12 +92,6 @@ fn layer_norm(vb: VarBuilder<'_>, size: usize, eps: f64) -> candle_core::Result<
         (vb.get(size, "gamma")?, vb.get(size, "beta")?)
     };
     Ok(LayerNorm::new(w, b, eps))
-}
-
-fn linear(vb: VarBuilder<'_>, input: usize, output: usize) -> candle_core::Result<Linear> {
-    let w = vb.get((output, input), "weight")?;
-    let b = vb.get(output, "bias")?;
-    Ok(Linear::new(w, Some(b)))
 }
 
 impl Bert {
@@ -97,18 +112,19 @@ impl Bert {
             let l = vb.pp(format!("encoder.layer.{i}"));
             let a = l.pp("attention");
             let s = a.pp("self");
-            let (q, k, v) = (linear(s.pp("query"), h, h)?, linear(s.pp("key"), h, h)?, linear(s.pp("value"), h, h)?);
-            let w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-            let bias = match (q.bias(), k.bias(), v.bias()) {
-                (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)?),
-                _ => None,
+            let scale = 1.0 / ((h / c.num_attention_heads) as f64).sqrt();
+            let q = Dense::load(s.pp("query"), h, h)?;
+            let (k, v) = (Dense::load(s.pp("key"), h, h)?, Dense::load(s.pp("value"), h, h)?);
+            let qkv = Dense {
+                weight: Tensor::cat(&[&(q.weight * scale)?, &k.weight, &v.weight], 0)?,
+                bias: Tensor::cat(&[&(q.bias * scale)?, &k.bias, &v.bias], 0)?,
             };
             layers.push(Layer {
-                qkv: Linear::new(w, bias),
-                attn_out: linear(a.pp("output.dense"), h, h)?,
+                qkv,
+                attn_out: Dense::load(a.pp("output.dense"), h, h)?,
                 attn_norm: layer_norm(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
-                intermediate: linear(l.pp("intermediate.dense"), h, c.intermediate_size)?,
-                output: linear(l.pp("output.dense"), c.intermediate_size, h)?,
+                intermediate: Dense::load(l.pp("intermediate.dense"), h, c.intermediate_size)?,
+                output: Dense::load(l.pp("output.dense"), c.intermediate_size, h)?,
                 out_norm: layer_norm(l.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
             });
         }
@@ -120,6 +136,7 @@ impl Bert {
             activation: Activation::from_config(&c.hidden_act),
             dtype: vb.dtype(),
             device: vb.device().clone(),
+            fused_cpu: vb.device().is_cpu() && vb.dtype() == DType::F32,
         })
     }
 
@@ -137,7 +154,10 @@ impl Bert {
         let (batch, seq) = ids.dims2()?;
         let positions = Tensor::arange(0u32, seq as u32, &self.device)?.unsqueeze(0)?.broadcast_as((batch, seq))?;
         let types = ids.zeros_like()?;
-        let x = self.embeddings.word.forward(ids)?
+        let x = self
+            .embeddings
+            .word
+            .forward(ids)?
             .add(&self.embeddings.position.forward(&positions)?)?
             .add(&self.embeddings.token_type.forward(&types)?)?;
         let mut x = self.embeddings.norm.forward(&x)?;
@@ -147,41 +167,57 @@ impl Bert {
         let neg: f32 = if self.dtype == DType::F16 { -6.0e4 } else { -1.0e30 };
         let zeros = Tensor::zeros((batch, seq), DType::F32, &self.device)?;
         let negs = Tensor::full(neg, (batch, seq), &self.device)?;
+        // Expanded once to the scores' shape so each layer adds two contiguous tensors.
         let bias = mask
             .ge(0.5)?
             .where_cond(&zeros, &negs)?
             .to_dtype(self.dtype)?
-            .reshape((batch, 1, 1, seq))?;
+            .reshape((batch, 1, 1, seq))?
+            .broadcast_as((batch, self.heads, seq, seq))?
+            .contiguous()?;
 
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        // Linear layers run on [batch·seq, hidden] so each is one large matmul.
+        x = x.reshape((batch * seq, self.heads * self.head_dim))?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias, batch, seq, scale)?;
+            x = self.layer_forward(layer, &x, &bias, batch, seq)?;
         }
-        Ok(x)
+        Ok(x.reshape((batch, seq, self.heads * self.head_dim))?)
     }
 
-    fn layer_forward(
-        &self,
-        l: &Layer,
-        x: &Tensor,
-        bias: &Tensor,
-        batch: usize,
-        seq: usize,
-        scale: f64,
-    ) -> Result<Tensor> {
+    fn add_bias(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        if self.fused_cpu { x.apply_op2_no_bwd(bias, &BiasAdd) } else { x.broadcast_add(bias) }
+    }
+
+    fn add_bias_residual(&self, x: &Tensor, bias: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        if self.fused_cpu {
+            x.apply_op3_no_bwd(bias, residual, &BiasResidual)
+        } else {
+            x.broadcast_add(bias)?.add(residual)
+        }
+    }
+
+    fn add_bias_activate(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        match self.activation {
+            Activation::GeluErf if self.fused_cpu => x.apply_op2_no_bwd(bias, &BiasGelu),
+            act => act.apply(&x.broadcast_add(bias)?),
+        }
+    }
+
+    /// One encoder layer on `x`: `[batch·seq, hidden]`; `mask_bias`: `[batch, heads, seq, seq]`.
+    fn layer_forward(&self, l: &Layer, x: &Tensor, mask_bias: &Tensor, batch: usize, seq: usize) -> Result<Tensor> {
         let (nh, hd) = (self.heads, self.head_dim);
         let hidden = nh * hd;
-        let qkv = l.qkv.forward(x)?; // [b, s, 3h]
+        let qkv = self.add_bias(&l.qkv.matmul(x)?, &l.qkv.bias)?; // [b·s, 3h]
         let qkv = qkv.reshape((batch, seq, 3, nh, hd))?.permute((2, 0, 3, 1, 4))?; // [3, b, nh, s, hd]
-        let q = (qkv.get(0)?.contiguous()? * scale)?;
+        let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?; // [b, nh, s, s]
+        let scores = q.matmul(&k.t()?)?.add(mask_bias)?; // [b, nh, s, s]
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, hidden))?;
-        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
-        let inter = self.activation.apply(&l.intermediate.forward(&attn)?)?;
-        let out = l.out_norm.forward(&(l.output.forward(&inter)? + &attn)?)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, hidden))?;
+        let attn = l.attn_norm.forward(&self.add_bias_residual(&l.attn_out.matmul(&ctx)?, &l.attn_out.bias, x)?)?;
+        let inter = self.add_bias_activate(&l.intermediate.matmul(&attn)?, &l.intermediate.bias)?;
+        let out = l.out_norm.forward(&self.add_bias_residual(&l.output.matmul(&inter)?, &l.output.bias, &attn)?)?;
         Ok(out)
     }
 }

@@ -1,3 +1,4 @@
 //! Model architectures, one file each.
 
 pub mod bert;
+pub mod cpu_ops;

@@ -1,0 +1,151 @@
+//! Fused element-wise kernels for the CPU forward pass.
+//!
+//! Profiling the plain candle ops on 2 cores showed ~30% of a forward pass outside matmul, in
+//! three places: adding linear biases with a broadcast, exact GELU through libm's `erff`, and the
+//! attention-mask broadcast. These kernels do bias+GELU and bias+residual in one pass each over
+//! contiguous f32 rows. Other devices and dtypes use candle's own ops (see `bert.rs`).
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, bail};
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        (CpuStorage::F32(_), None) => bail!("{what}: input must be contiguous"),
+        _ => bail!("{what}: input must be f32"),
+    }
+}
+
+/// `erf` by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), branch-free but for the sign.
+#[inline]
+fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let y = 1.0 - poly * (-ax * ax).exp();
+    y.copysign(x)
+}
+
+/// Exact (erf-based) GELU, as BERT's `hidden_act = "gelu"`.
+#[inline]
+pub fn gelu_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+fn rows_of<'a>(x: &'a [f32], n: usize, what: &str) -> candle_core::Result<std::slice::ChunksExact<'a, f32>> {
+    if n == 0 || x.len() % n != 0 {
+        bail!("{what}: {} values do not split into rows of {n}", x.len());
+    }
+    Ok(x.chunks_exact(n))
+}
+
+/// `gelu(x + bias)`; `x`: `[.., n]`, `bias`: `[n]`.
+pub struct BiasGelu;
+
+impl CustomOp2 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "bias-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let b = contiguous_f32(s2, l2, self.name())?;
+        let mut out = Vec::with_capacity(x.len());
+        for row in rows_of(x, b.len(), self.name())? {
+            out.extend(row.iter().zip(b).map(|(v, bb)| gelu_erf(v + bb)));
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `x + bias`; `x`: `[.., n]`, `bias`: `[n]`.
+pub struct BiasAdd;
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "bias-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let b = contiguous_f32(s2, l2, self.name())?;
+        let mut out = Vec::with_capacity(x.len());
+        for row in rows_of(x, b.len(), self.name())? {
+            out.extend(row.iter().zip(b).map(|(v, bb)| v + bb));
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `x + bias + residual`; `x`, `residual`: `[.., n]` of one shape, `bias`: `[n]`.
+pub struct BiasResidual;
+
+impl CustomOp3 for BiasResidual {
+    fn name(&self) -> &'static str {
+        "bias-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let b = contiguous_f32(s2, l2, self.name())?;
+        let r = contiguous_f32(s3, l3, self.name())?;
+        if r.len() != x.len() {
+            bail!("bias-residual: residual has {} values, input {}", r.len(), x.len());
+        }
+        let mut out = Vec::with_capacity(x.len());
+        for (row, res) in rows_of(x, b.len(), self.name())?.zip(r.chunks_exact(b.len())) {
+            out.extend(row.iter().zip(b).zip(res).map(|((v, bb), rr)| v + bb + rr));
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference erf by its Maclaurin series in f64 (converges well for |x| ≤ 3).
+    fn erf_series(x: f64) -> f64 {
+        let mut term = x;
+        let mut sum = x;
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn erf_is_accurate() {
+        let mut worst = 0f64;
+        for i in -3000..=3000 {
+            let x = i as f64 / 1000.0;
+            worst = worst.max((erf(x as f32) as f64 - erf_series(x)).abs());
+        }
+        assert!(worst < 5e-7, "worst error {worst}");
+        assert_eq!(erf(10.0), 1.0);
+        assert_eq!(erf(-10.0), -1.0);
+        assert!(erf(0.0).abs() < 1e-6);
+    }
+}
