@@ -27,6 +27,100 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Fetch the model if missing, embed a small corpus and search it.
     Demo(DemoArgs),
+    /// Create account keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run a storage node.
+    Node(crate::commands::serve::NodeArgs),
+    /// Create and list collections.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Upload files and folders into a collection.
+    Upload(crate::commands::upload::UploadArgs),
+    /// Ask a collection for the chunks closest to a question.
+    Query(crate::commands::query::QueryArgs),
+    /// Manage documents.
+    #[command(subcommand)]
+    Doc(DocCommand),
+    /// Print a node's status.
+    Status {
+        #[command(flatten)]
+        conn: NodeConn,
+    },
+}
+
+/// Which node to talk to and which key signs the requests.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeConn {
+    /// Node API URL.
+    #[arg(long = "node", env = "PRAG_NODE", default_value = "http://127.0.0.1:7700")]
+    pub node: String,
+    /// Account key file that signs requests (`prag keys new`).
+    #[arg(long = "key", env = "PRAG_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+impl NodeConn {
+    pub fn client(&self) -> anyhow::Result<crate::client::NodeClient> {
+        let path = self.key.as_ref().ok_or_else(|| anyhow::anyhow!("no key: pass --key FILE or set PRAG_KEY"))?;
+        crate::client::NodeClient::new(&self.node, crate::account::load(path)?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a secp256k1 account key (file mode 0600); print its public key and address.
+    New {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key and address of a key file.
+    Show {
+        #[arg(long = "key", env = "PRAG_KEY", value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CollectionCommand {
+    /// Create a collection; the signing key becomes its owner.
+    Create {
+        #[command(flatten)]
+        conn: NodeConn,
+        /// 1-64 letters, digits, '-', '_' or '.'.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the collections the signing key owns.
+    List {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DocCommand {
+    /// Delete a document by the path it was uploaded under, or by id.
+    Delete {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long, short)]
+        collection: String,
+        /// The document's upload path (or its id with --id).
+        target: String,
+        /// TARGET is a document id.
+        #[arg(long)]
+        id: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +180,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Keys(cmd) => commands::keys::run(cmd),
+        Command::Node(args) => commands::serve::run(args),
+        Command::Collection(cmd) => commands::collection::run(cmd),
+        Command::Upload(args) => commands::upload::run(args),
+        Command::Query(args) => commands::query::run(args),
+        Command::Doc(cmd) => commands::collection::run_doc(cmd),
+        Command::Status { conn } => commands::collection::status(conn),
     }
 }
 

@@ -1,5 +1,10 @@
 //! One module per `prag` subcommand.
 
+pub mod collection;
 pub mod demo;
 pub mod embed;
+pub mod keys;
 pub mod model;
+pub mod query;
+pub mod serve;
+pub mod upload;

@@ -1,0 +1,54 @@
+//! Account key files: a secp256k1 private key, stored as JSON with mode 0600.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use k256::ecdsa::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::{check_private_file, write_private_file};
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    #[serde(rename = "type")]
+    kind: String,
+    private_key: String,
+}
+
+/// Creates a new account key in `path` (refusing to overwrite one).
+pub fn create(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        bail!("{} already exists; refusing to overwrite a key", path.display());
+    }
+    let key = SigningKey::random(&mut rand::rngs::OsRng);
+    let body = Zeroizing::new(serde_json::to_vec_pretty(&KeyFile {
+        kind: "secp256k1".into(),
+        private_key: hex::encode(key.to_bytes()),
+    })?);
+    write_private_file(path, &body).with_context(|| format!("cannot write key file {}", path.display()))?;
+    Ok(key)
+}
+
+/// Loads an account key, refusing files that others can read.
+pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
+    check_private_file(path).map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()))?;
+    let bytes = Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
+    let file: KeyFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a PRAG key file (JSON with type and private_key)", path.display()))?;
+    if file.kind != "secp256k1" {
+        bail!("{}: unsupported key type {:?}", path.display(), file.kind);
+    }
+    let raw = Zeroizing::new(
+        hex::decode(file.private_key.trim()).with_context(|| format!("{}: private_key is not hex", path.display()))?,
+    );
+    SigningKey::from_slice(&raw).map_err(|_| anyhow::anyhow!("{}: private_key is not a valid secp256k1 key", path.display()))
+}
+
+pub fn public_key_hex(key: &SigningKey) -> String {
+    prag_proto::account::public_key_hex(&VerifyingKey::from(key))
+}
+
+pub fn address(key: &SigningKey) -> String {
+    prag_proto::account::address(&VerifyingKey::from(key))
+}

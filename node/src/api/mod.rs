@@ -1,0 +1,220 @@
+//! The node's HTTP API. A request's path reads top to bottom here: parse and authenticate, then
+//! call the node, then map its answer or error to HTTP.
+//!
+//! | method | path | signed | what |
+//! |---|---|---|---|
+//! | GET | /v1/status | no | node, embedder and collection status |
+//! | GET | /metrics | no | Prometheus metrics |
+//! | GET | /v1/openapi.json | no | this API as OpenAPI 3 |
+//! | GET | /v1/collections | yes | collections the caller owns |
+//! | POST | /v1/collections | yes | create a collection (caller becomes owner) |
+//! | POST | /v1/collections/{name}/documents | yes | upload one file |
+//! | POST | /v1/collections/{name}/documents/delete | yes | delete one document |
+//! | POST | /v1/collections/{name}/query | yes | top-k retrieval |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use k256::ecdsa::VerifyingKey;
+use prag_proto::api::{
+    CreateCollectionRequest, DeleteDocumentRequest, ErrorBody, QueryRequest, UploadRequest, UploadResponse,
+};
+use prag_proto::auth::{self, SignatureHeaders};
+use serde::de::DeserializeOwned;
+
+use crate::service::{Node, NodeError};
+
+/// The OpenAPI document, kept beside the code it describes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(node: Arc<Node>) -> Router {
+    // Base64 makes an upload body 4/3 the file size, plus JSON framing.
+    let body_limit = node.config().max_file_bytes / 3 * 4 + 64 * 1024;
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/collections", get(list_collections).post(create_collection))
+        .route("/v1/collections/{name}/documents", post(upload))
+        .route("/v1/collections/{name}/documents/delete", post(delete_document))
+        .route("/v1/collections/{name}/query", post(query))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(node)
+}
+
+/// An error answer: JSON body, status from the error's kind; refusals are counted.
+struct ApiError(NodeError);
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            NodeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NodeError::NotFound(_) => StatusCode::NOT_FOUND,
+            NodeError::Conflict(_) => StatusCode::CONFLICT,
+            NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let NodeError::Internal(msg) = &self.0 {
+            tracing::error!(error = %msg, "request failed");
+        }
+        (status, axum::Json(ErrorBody { error: self.0.to_string(), code: self.0.code().to_string() })).into_response()
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticates a request; counts and returns the refusal otherwise.
+fn caller(node: &Node, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<VerifyingKey, ApiError> {
+    let parsed = (|| {
+        let pubkey = header_str(headers, auth::HEADER_PUBKEY)?;
+        let timestamp = header_str(headers, auth::HEADER_TIMESTAMP)?;
+        let nonce = header_str(headers, auth::HEADER_NONCE)?;
+        let signature = header_str(headers, auth::HEADER_SIGNATURE)?;
+        Some((pubkey, timestamp, nonce, signature))
+    })();
+    let missing = [auth::HEADER_PUBKEY, auth::HEADER_TIMESTAMP, auth::HEADER_NONCE, auth::HEADER_SIGNATURE]
+        .into_iter()
+        .find(|h| !headers.contains_key(*h))
+        .unwrap_or(auth::HEADER_SIGNATURE);
+    let headers = match parsed {
+        Some((pubkey, ts, nonce, signature)) => match ts.parse::<u64>() {
+            Ok(timestamp) => Some(SignatureHeaders {
+                pubkey: pubkey.to_string(),
+                timestamp,
+                nonce: nonce.to_string(),
+                signature: signature.to_string(),
+            }),
+            Err(_) => {
+                let e = NodeError::Unauthorized(auth::AuthError::Malformed(auth::HEADER_TIMESTAMP));
+                node.metrics.refuse(e.code());
+                return Err(ApiError(e));
+            }
+        },
+        None => None,
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+    crate::auth::authenticate(&node.nonces, headers, missing, method.as_str(), path, body).map_err(|e| {
+        let e = NodeError::Unauthorized(e);
+        node.metrics.refuse(e.code());
+        tracing::warn!(reason = e.code(), path = uri.path(), "request refused");
+        ApiError(e)
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError(NodeError::BadRequest(format!("invalid request body: {e}"))))
+}
+
+/// Counts refusals that come from the node's rules (forbidden, not found, ...).
+fn counted<T>(node: &Node, r: Result<T, NodeError>) -> Result<T, ApiError> {
+    r.map_err(|e| {
+        if !matches!(e, NodeError::Internal(_)) {
+            node.metrics.refuse(e.code());
+        }
+        ApiError(e)
+    })
+}
+
+async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    axum::Json(node.status())
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.render_metrics())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError(NodeError::NotFound(format!("no such endpoint: {}", uri.path())))
+}
+
+async fn list_collections(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let me = prag_proto::account::public_key_hex(&who);
+    let mine: Vec<_> = node.collection_infos().into_iter().filter(|c| c.owner == me).collect();
+    Ok(axum::Json(mine))
+}
+
+async fn create_collection(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let req: CreateCollectionRequest = parse_json(&body)?;
+    counted(&node, node.create_collection(&req.name, &who).await)?;
+    let info = node.collection_infos().into_iter().find(|c| c.name == req.name);
+    Ok((StatusCode::CREATED, axum::Json(info)))
+}
+
+async fn upload(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let req: UploadRequest = parse_json(&body)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.content_base64.as_bytes())
+        .map_err(|e| ApiError(NodeError::BadRequest(format!("content_base64 is not valid base64: {e}"))))?;
+    let documents = counted(&node, node.upload(&who, &name, &req.path, bytes).await)?;
+    Ok(axum::Json(UploadResponse { documents }))
+}
+
+async fn delete_document(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let req: DeleteDocumentRequest = parse_json(&body)?;
+    let outcome = counted(&node, node.delete_document(&who, &name, req.doc_id.as_deref(), req.path.as_deref()).await)?;
+    Ok(axum::Json(outcome))
+}
+
+async fn query(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let req: QueryRequest = parse_json(&body)?;
+    Ok(axum::Json(counted(&node, node.query(&who, &name, req).await)?))
+}

@@ -1,0 +1,82 @@
+//! `prag node`: run a storage node until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::cli::runtime;
+use crate::model::ModelArgs;
+use crate::service::{IndexChoice, Node, NodeConfig};
+
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Data directory (created on first start).
+    #[arg(long, env = "PRAG_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "PRAG_API", default_value = "127.0.0.1:7700")]
+    pub api: SocketAddr,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Vector index: `embedded` (qdrant-edge in process) or `qdrant=URL`.
+    #[arg(long, env = "PRAG_INDEX", default_value = "embedded")]
+    pub index: IndexChoice,
+    /// Where the embedded index keeps its live files; must be memory-backed (tmpfs), since they
+    /// hold vectors in the clear. Default: a directory in /dev/shm.
+    #[arg(long, env = "PRAG_INDEX_DIR", value_name = "DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Longest chunk, in tokens.
+    #[arg(long, env = "PRAG_CHUNK_TOKENS", default_value_t = 200)]
+    pub chunk_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, env = "PRAG_CHUNK_OVERLAP", default_value_t = 32)]
+    pub chunk_overlap: usize,
+    /// Largest accepted file, in MiB.
+    #[arg(long, env = "PRAG_MAX_FILE_MB", default_value_t = 64)]
+    pub max_file_mb: usize,
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let embedder = args.model.load(false)?;
+    let mut index = args.index.clone();
+    let IndexChoice::Embedded { dir } = &mut index;
+    *dir = args.index_dir.clone();
+    let config = NodeConfig {
+        data_dir: args.data.clone(),
+        index,
+        chunk_tokens: args.chunk_tokens,
+        chunk_overlap: args.chunk_overlap,
+        max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
+    };
+    runtime()?.block_on(async move {
+        let node = Node::open(config, embedder).await.context("cannot open the node")?;
+        let listener = tokio::net::TcpListener::bind(args.api)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.api))?;
+        tracing::info!(api = %args.api, data = %args.data.display(), index = %node.status().index_backend, "node ready");
+        axum::serve(listener, crate::api::router(node))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("node stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

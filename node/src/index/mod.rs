@@ -1,0 +1,54 @@
+//! The vector index behind one interface. Ingest and query never name a vector engine: they use
+//! [`VectorIndex`]; `edge` runs Qdrant's engine in process.
+//!
+//! The index is derived state: every vector also lives sealed in the store, and the node rebuilds
+//! the index from the store at start. The embedded engine keeps its live files on memory-backed
+//! storage (`/dev/shm` by default), never in the data directory.
+
+pub mod edge;
+
+use std::sync::Arc;
+
+/// A point id: a keyed hash of (collection, document, chunk), stable across restarts.
+pub type PointId = u64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("vector index: {0}")]
+    Engine(String),
+    #[error("vector index directory {path}: {reason}")]
+    Dir { path: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub points: u64,
+    /// Points inside an HNSW graph (the rest are searched by brute force).
+    pub indexed: u64,
+}
+
+/// Writes to one collection's index.
+pub trait IndexWrite {
+    fn upsert(&self, points: Vec<(PointId, Vec<f32>)>) -> Result<(), IndexError>;
+    fn delete(&self, ids: &[PointId]) -> Result<(), IndexError>;
+    /// Builds/merges index structures; returns whether anything changed. Slow; run off the
+    /// request path.
+    fn optimize(&self) -> Result<bool, IndexError>;
+}
+
+/// Reads from one collection's index.
+pub trait IndexRead {
+    /// Top `k` by cosine similarity, best first. `exact` bypasses the approximate index.
+    fn search(&self, vector: &[f32], k: usize, exact: bool) -> Result<Vec<(PointId, f32)>, IndexError>;
+    fn stats(&self) -> Result<IndexStats, IndexError>;
+}
+
+pub trait VectorIndex: IndexRead + IndexWrite + Send + Sync {}
+impl<T: IndexRead + IndexWrite + Send + Sync> VectorIndex for T {}
+
+/// Opens per-collection indexes.
+pub trait IndexBackend: Send + Sync {
+    fn name(&self) -> String;
+    /// Opens (creating if needed) the index of collection `cid` for `dim`-dimensional vectors.
+    fn open(&self, cid: &str, dim: usize) -> Result<Arc<dyn VectorIndex>, IndexError>;
+}

@@ -1,0 +1,162 @@
+//! The node: the composition root that owns the store, the index, the embedder and the metrics,
+//! and the operations the API exposes. One `impl` block per concern lives in its own file:
+//! `open` (start-up and recovery), `ingest`, `query`, `status`.
+
+mod ingest;
+mod open;
+mod query;
+mod status;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k256::ecdsa::VerifyingKey;
+use parking_lot::RwLock;
+use prag_embedder::Embedder;
+
+use crate::auth::NonceCache;
+use crate::crypto::{KeyContext, MasterKey, Purpose};
+use crate::index::{IndexBackend, PointId, VectorIndex};
+use crate::metrics::Metrics;
+use crate::store::{ChunkLocation, CollectionMeta, CollectionStore};
+
+pub use open::IndexChoice;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub index: IndexChoice,
+    /// Longest chunk in tokens (capped at the model's window less its two special tokens).
+    pub chunk_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    pub chunk_overlap: usize,
+    /// Largest accepted file, in bytes.
+    pub max_file_bytes: usize,
+}
+
+/// Every way an operation can fail, each with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Unauthorized(#[from] prag_proto::auth::AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl NodeError {
+    /// A stable machine-readable code for the error body and refusal metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::Unauthorized(prag_proto::auth::AuthError::Missing(_)) => "unsigned",
+            NodeError::Unauthorized(prag_proto::auth::AuthError::Malformed(_)) => "malformed_signature",
+            NodeError::Unauthorized(prag_proto::auth::AuthError::Stale { .. }) => "stale",
+            NodeError::Unauthorized(prag_proto::auth::AuthError::Replayed) => "replayed",
+            NodeError::Unauthorized(prag_proto::auth::AuthError::BadSignature) => "bad_signature",
+            NodeError::Forbidden(_) => "forbidden",
+            NodeError::NotFound(_) => "not_found",
+            NodeError::Conflict(_) => "conflict",
+            NodeError::BadRequest(_) => "bad_request",
+            NodeError::TooLarge(_) => "too_large",
+            NodeError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+/// Where a chunk lives: its document and its sealed text's place in the document file.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkRef {
+    pub doc_id: String,
+    pub chunk: u32,
+    pub loc: ChunkLocation,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DocEntry {
+    pub path: String,
+    pub fingerprint: String,
+    pub point_ids: Vec<PointId>,
+}
+
+#[derive(Default)]
+pub(crate) struct CollectionState {
+    pub docs: HashMap<String, DocEntry>,
+    pub points: HashMap<PointId, ChunkRef>,
+}
+
+/// A collection at run time: its files, its index and what is in them.
+pub struct Collection {
+    pub(crate) store: CollectionStore,
+    pub(crate) meta: CollectionMeta,
+    pub(crate) index: Arc<dyn VectorIndex>,
+    pub(crate) state: RwLock<CollectionState>,
+    /// Serialises commits (file write + index update) within the collection.
+    pub(crate) commit: tokio::sync::Mutex<()>,
+}
+
+impl Collection {
+    /// Keyed point id of a chunk: stable across restarts and replicas, meaningless outside.
+    pub(crate) fn point_id(&self, master: &MasterKey, doc_id: &str, chunk: u32) -> PointId {
+        let k = master.derive(&KeyContext::new(Purpose::Mac, &self.store.id, "point-id", 0, 1));
+        let mac = k.mac(format!("{doc_id}/{chunk}").as_bytes());
+        u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
+    }
+
+    pub(crate) fn check_owner(&self, caller: &VerifyingKey) -> Result<(), NodeError> {
+        if prag_proto::account::public_key_hex(caller) == self.meta.owner {
+            Ok(())
+        } else {
+            Err(NodeError::Forbidden(format!(
+                "only the owner of collection {:?} may do this; the request was signed by another key",
+                self.meta.name
+            )))
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    pub(crate) config: NodeConfig,
+    pub(crate) master: Arc<MasterKey>,
+    pub(crate) embedder: Embedder,
+    pub(crate) index: Arc<dyn IndexBackend>,
+    pub(crate) collections: RwLock<HashMap<String, Arc<Collection>>>,
+    pub metrics: Metrics,
+    pub nonces: NonceCache,
+    pub(crate) started: Instant,
+    pub(crate) optimize_tx: tokio::sync::mpsc::UnboundedSender<Arc<Collection>>,
+}
+
+impl Node {
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub(crate) fn collection(&self, name: &str) -> Result<Arc<Collection>, NodeError> {
+        self.collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("no collection named {name:?} on this node")))
+    }
+}

@@ -1,0 +1,232 @@
+//! Start-up: the data directory, the master key, the collections, and rebuilding the index from
+//! the encrypted store (nothing is re-embedded).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use prag_embedder::Embedder;
+
+use super::{ChunkRef, Collection, CollectionState, DocEntry, Node, NodeConfig, NodeError, internal};
+use crate::crypto::MasterKey;
+use crate::index::IndexBackend;
+use crate::index::edge::EdgeBackend;
+use crate::metrics::Metrics;
+use crate::store::collection::list_dirs;
+use crate::store::{CollectionMeta, CollectionStore};
+
+/// Which vector engine holds the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexChoice {
+    /// qdrant-edge in process, its live files under `dir` (default: a directory in /dev/shm).
+    Embedded { dir: Option<PathBuf> },
+}
+
+impl std::str::FromStr for IndexChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "embedded" => Ok(IndexChoice::Embedded { dir: None }),
+            other if other.starts_with("qdrant=") => Err(
+                "--index qdrant=URL (a remote Qdrant server) is not available in this build yet; use --index embedded"
+                    .to_string(),
+            ),
+            other => Err(format!("unknown index {other:?}: expected `embedded` or `qdrant=URL`")),
+        }
+    }
+}
+
+impl Node {
+    /// Opens (or creates) the node in `config.data_dir` and rebuilds its index.
+    pub async fn open(config: NodeConfig, embedder: Embedder) -> Result<Arc<Node>, NodeError> {
+        let data = config.data_dir.clone();
+        std::fs::create_dir_all(data.join("collections"))
+            .map_err(|e| internal(format!("cannot create data directory {}: {e}", data.display())))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
+        }
+        let (master, created) = MasterKey::load_or_create(&data.join("master.key")).map_err(internal)?;
+        if created {
+            tracing::info!(data = %data.display(), "created a new node: master key written (0600)");
+        }
+        let index: Arc<dyn IndexBackend> = match &config.index {
+            IndexChoice::Embedded { dir } => {
+                let dir = match dir {
+                    Some(d) => d.clone(),
+                    None => default_index_dir(&data)?,
+                };
+                Arc::new(EdgeBackend::new(&dir).map_err(internal)?)
+            }
+        };
+        let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            config,
+            master: Arc::new(master),
+            embedder,
+            index,
+            collections: RwLock::new(HashMap::new()),
+            metrics: Metrics::default(),
+            nonces: Default::default(),
+            started: Instant::now(),
+            optimize_tx,
+        });
+        node.load_collections().await?;
+        tokio::spawn(super::ingest::optimizer_loop(optimize_rx));
+        Ok(node)
+    }
+
+    async fn load_collections(self: &Arc<Self>) -> Result<(), NodeError> {
+        let root = self.config.data_dir.join("collections");
+        let dirs = list_dirs(&root).map_err(internal)?;
+        let started = Instant::now();
+        let mut total_docs = 0usize;
+        let mut total_chunks = 0usize;
+        for dir in dirs {
+            let node = Arc::clone(self);
+            let loaded = tokio::task::spawn_blocking(move || node.load_collection(&dir)).await.map_err(internal)??;
+            if let Some((collection, docs, chunks)) = loaded {
+                total_docs += docs;
+                total_chunks += chunks;
+                let _ = self.optimize_tx.send(Arc::clone(&collection));
+                self.collections.write().insert(collection.meta.name.clone(), collection);
+            }
+        }
+        tracing::info!(
+            collections = self.collections.read().len(),
+            documents = total_docs,
+            chunks = total_chunks,
+            seconds = started.elapsed().as_secs_f64(),
+            "store opened and index rebuilt from it"
+        );
+        Ok(())
+    }
+
+    /// Loads one collection; a damaged collection is reported and skipped, never fatal.
+    fn load_collection(&self, dir: &std::path::Path) -> Result<Option<(Arc<Collection>, usize, usize)>, NodeError> {
+        let (store, meta) = match CollectionStore::open(&self.master, dir) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot open collection; skipping it");
+                return Ok(None);
+            }
+        };
+        let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
+        let collection = Arc::new(Collection {
+            store,
+            meta,
+            index,
+            state: RwLock::new(CollectionState::default()),
+            commit: tokio::sync::Mutex::new(()),
+        });
+        let mut state = CollectionState::default();
+        let mut batch = Vec::new();
+        let mut chunks = 0usize;
+        for doc_id in collection.store.document_ids().map_err(internal)? {
+            let doc = match collection.store.load_document(&self.master, &doc_id) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.metrics.integrity_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(collection = %collection.meta.name, doc_id, error = %e, "cannot read document; skipping it");
+                    continue;
+                }
+            };
+            let mut point_ids = Vec::with_capacity(doc.chunks.len());
+            for (i, chunk) in doc.chunks.into_iter().enumerate() {
+                let i = i as u32;
+                match chunk {
+                    Ok((loc, vector)) => {
+                        let id = collection.point_id(&self.master, &doc_id, i);
+                        point_ids.push(id);
+                        state.points.insert(id, ChunkRef { doc_id: doc_id.clone(), chunk: i, loc });
+                        batch.push((id, vector));
+                        chunks += 1;
+                    }
+                    Err(e) => {
+                        self.metrics.integrity_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(collection = %collection.meta.name, doc_id, chunk = i, error = %e, "chunk unreadable; left out of the index");
+                    }
+                }
+            }
+            if batch.len() >= 4096 {
+                collection.index.upsert(std::mem::take(&mut batch)).map_err(internal)?;
+            }
+            state.docs.insert(
+                doc_id,
+                DocEntry { path: doc.header.path, fingerprint: doc.header.fingerprint, point_ids },
+            );
+        }
+        collection.index.upsert(batch).map_err(internal)?;
+        let docs = state.docs.len();
+        *collection.state.write() = state;
+        Ok(Some((collection, docs, chunks)))
+    }
+
+    /// Creates a collection owned by `owner` (hex public key).
+    pub async fn create_collection(&self, name: &str, owner: &k256::ecdsa::VerifyingKey) -> Result<(), NodeError> {
+        validate_collection_name(name)?;
+        if self.collections.read().contains_key(name) {
+            return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
+        }
+        let meta = CollectionMeta {
+            name: name.to_string(),
+            owner: prag_proto::account::public_key_hex(owner),
+            created_at: crate::auth::unix_now(),
+        };
+        let root = self.config.data_dir.join("collections");
+        let master = Arc::clone(&self.master);
+        let m2 = meta.clone();
+        let store = tokio::task::spawn_blocking(move || CollectionStore::create(&master, &root, &m2))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
+        let collection = Arc::new(Collection {
+            store,
+            meta,
+            index,
+            state: RwLock::new(CollectionState::default()),
+            commit: tokio::sync::Mutex::new(()),
+        });
+        let mut all = self.collections.write();
+        if all.contains_key(name) {
+            return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
+        }
+        all.insert(name.to_string(), collection);
+        tracing::info!(collection = name, "collection created");
+        Ok(())
+    }
+}
+
+/// Collection names: 1–64 characters of letters, digits, `-`, `_`, `.`.
+pub fn validate_collection_name(name: &str) -> Result<(), NodeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NodeError::BadRequest(format!(
+            "invalid collection name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// The embedded index's directory: memory-backed (`/dev/shm`), named after the data directory so
+/// a restarted node wipes what a killed one left.
+fn default_index_dir(data: &std::path::Path) -> Result<PathBuf, NodeError> {
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return Err(NodeError::Internal(
+            "no /dev/shm on this machine: the embedded index keeps vectors in plain files, so it needs memory-backed \
+             storage; pass --index-dir DIR on a tmpfs"
+                .into(),
+        ));
+    }
+    let canonical = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    let tag = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(canonical.as_os_str().as_encoded_bytes())[..8]);
+    Ok(shm.join(format!("prag-index-{tag}")))
+}

@@ -1,0 +1,91 @@
+//! What the node reports about itself (`/v1/status`, `/metrics`).
+
+use std::sync::atomic::Ordering;
+
+use prag_proto::api::{API_VERSION, CollectionInfo, EmbedderStatus, NodeStatus};
+
+use super::Node;
+
+impl Node {
+    pub fn collection_infos(&self) -> Vec<CollectionInfo> {
+        let mut out: Vec<CollectionInfo> = self
+            .collections
+            .read()
+            .values()
+            .map(|c| {
+                let (documents, chunks) = {
+                    let s = c.state.read();
+                    (s.docs.len() as u64, s.points.len() as u64)
+                };
+                let stats = c.index.stats().unwrap_or_default();
+                let owner_address = prag_proto::account::parse_public_key(&c.meta.owner)
+                    .map(|k| prag_proto::account::address(&k))
+                    .unwrap_or_default();
+                CollectionInfo {
+                    name: c.meta.name.clone(),
+                    owner: c.meta.owner.clone(),
+                    owner_address,
+                    created_at: c.meta.created_at,
+                    documents,
+                    chunks,
+                    total_points: stats.points,
+                    indexed_points: stats.indexed,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let info = self.embedder.info();
+        let stats = self.embedder.stats();
+        let collections = self.collection_infos();
+        NodeStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            api_version: API_VERSION,
+            uptime_secs: self.started.elapsed().as_secs(),
+            index_backend: self.index.name(),
+            embedder: EmbedderStatus {
+                model: info.model.clone(),
+                dimension: info.dimension,
+                device: info.device.clone(),
+                dtype: info.dtype.clone(),
+                workers: info.workers,
+                max_batch: info.max_batch,
+                token_budget: info.token_budget,
+                texts: stats.texts,
+                batches: stats.batches,
+                queue_depth: stats.queue_depth,
+                busy_seconds: stats.busy_seconds,
+            },
+            documents: collections.iter().map(|c| c.documents).sum(),
+            chunks: collections.iter().map(|c| c.chunks).sum(),
+            collections,
+            queries: self.metrics.queries.load(Ordering::Relaxed),
+            ingested_documents: self.metrics.ingested_documents.load(Ordering::Relaxed),
+            disk_bytes: dir_size(&self.config.data_dir),
+        }
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let status = self.status();
+        let points: u64 = status.collections.iter().map(|c| c.total_points).sum();
+        let indexed: u64 = status.collections.iter().map(|c| c.indexed_points).sum();
+        let e = &status.embedder;
+        let rate = if e.busy_seconds > 0.0 { e.texts as f64 / e.busy_seconds } else { 0.0 };
+        self.metrics.render(&[
+            ("prag_documents", "Documents stored.", status.documents as f64),
+            ("prag_index_points", "Points in the vector index.", points as f64),
+            ("prag_index_indexed_points", "Points inside an HNSW graph.", indexed as f64),
+            ("prag_embedder_texts", "Texts embedded since start.", e.texts as f64),
+            ("prag_embedder_texts_per_busy_second", "Embedder throughput while busy.", rate),
+            ("prag_embedder_queue_depth", "Embedding requests waiting.", e.queue_depth as f64),
+            ("prag_disk_bytes", "Bytes under the data directory.", status.disk_bytes as f64),
+        ])
+    }
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(dir).into_iter().flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+}

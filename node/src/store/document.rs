@@ -1,0 +1,170 @@
+//! One document file: a sealed header and, per chunk, its sealed text and sealed vector.
+//!
+//! ```text
+//! "PRAGDOC1"
+//! u32 len ‖ sealed header (JSON: path, content fingerprint, chunk count, time)
+//! per chunk: u32 len ‖ sealed text ‖ u32 len ‖ sealed vector (f32 little-endian)
+//! "PRAGEND1"
+//! ```
+//! Every length is checked against the file size before use, so a truncated or damaged file is
+//! reported as damaged, never read out of bounds.
+
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{StoreError, io_err, sync_dir};
+use crate::crypto::{KeyContext, MasterKey, Purpose};
+
+const MAGIC: &[u8; 8] = b"PRAGDOC1";
+const END: &[u8; 8] = b"PRAGEND1";
+/// The key version new data is sealed under.
+pub const KEY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DocumentHeader {
+    pub path: String,
+    /// Keyed hash of the extracted text: equal text ⇒ re-upload is a no-op.
+    pub fingerprint: String,
+    pub chunks: u32,
+    pub created_at: u64,
+    pub key_version: u32,
+}
+
+/// A chunk to be written.
+pub struct NewChunk<'a> {
+    pub text: &'a str,
+    pub vector: &'a [f32],
+}
+
+/// Where a chunk's sealed text lies in its document file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// A document read back at start: its header, and per chunk the text's location and the vector
+/// (or the integrity error that prevented reading it).
+pub struct LoadedDocument {
+    pub header: DocumentHeader,
+    pub chunks: Vec<Result<(ChunkLocation, Vec<f32>), StoreError>>,
+}
+
+fn ctx<'a>(purpose: Purpose, cid: &'a str, doc: &'a str, chunk: u32) -> KeyContext<'a> {
+    KeyContext::new(purpose, cid, doc, chunk, KEY_VERSION)
+}
+
+/// Writes a document atomically: temp file in `tmp_dir`, fsync, rename to `final_path`, fsync dir.
+pub fn write(
+    master: &MasterKey,
+    cid: &str,
+    doc_id: &str,
+    header: &DocumentHeader,
+    chunks: &[NewChunk<'_>],
+    tmp_dir: &Path,
+    final_path: &Path,
+) -> Result<Vec<ChunkLocation>, StoreError> {
+    let tmp_path = tmp_dir.join(format!("{doc_id}.{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&tmp_path).map_err(io_err("cannot create", &tmp_path))?;
+    let mut w = BufWriter::new(file);
+    let mut offset: u64 = 0;
+    let put = |w: &mut BufWriter<std::fs::File>, bytes: &[u8], offset: &mut u64| {
+        w.write_all(bytes).map(|_| *offset += bytes.len() as u64)
+    };
+    let mut locations = Vec::with_capacity(chunks.len());
+    let res: std::io::Result<()> = (|| {
+        put(&mut w, MAGIC, &mut offset)?;
+        let header_json = Zeroizing::new(serde_json::to_vec(header).map_err(std::io::Error::other)?);
+        let sealed = master.derive(&ctx(Purpose::DocumentMeta, cid, doc_id, 0)).seal(&header_json).map_err(std::io::Error::other)?;
+        put(&mut w, &(sealed.len() as u32).to_le_bytes(), &mut offset)?;
+        put(&mut w, &sealed, &mut offset)?;
+        for (i, c) in chunks.iter().enumerate() {
+            let i = i as u32;
+            let text = master.derive(&ctx(Purpose::ChunkText, cid, doc_id, i)).seal(c.text.as_bytes()).map_err(std::io::Error::other)?;
+            put(&mut w, &(text.len() as u32).to_le_bytes(), &mut offset)?;
+            locations.push(ChunkLocation { offset, len: text.len() as u32 });
+            put(&mut w, &text, &mut offset)?;
+            let raw: Zeroizing<Vec<u8>> = Zeroizing::new(c.vector.iter().flat_map(|f| f.to_le_bytes()).collect());
+            let vec = master.derive(&ctx(Purpose::ChunkVector, cid, doc_id, i)).seal(&raw).map_err(std::io::Error::other)?;
+            put(&mut w, &(vec.len() as u32).to_le_bytes(), &mut offset)?;
+            put(&mut w, &vec, &mut offset)?;
+        }
+        put(&mut w, END, &mut offset)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(StoreError::Io { action: "cannot write", path: tmp_path.display().to_string(), source: e });
+    }
+    std::fs::rename(&tmp_path, final_path).map_err(io_err("cannot commit", final_path))?;
+    if let Some(dir) = final_path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(locations)
+}
+
+/// Reads a document file back: header opened, every vector opened (texts stay sealed on disk).
+pub fn load(master: &MasterKey, cid: &str, doc_id: &str, path: &Path) -> Result<LoadedDocument, StoreError> {
+    let bytes = std::fs::read(path).map_err(io_err("cannot read", path))?;
+    let damaged = |reason: &str| StoreError::Damaged { path: path.display().to_string(), reason: reason.into() };
+    let mut pos = 0usize;
+    let mut take = |n: usize| -> Result<(usize, &[u8]), StoreError> {
+        let end = pos.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| damaged("truncated"))?;
+        let start = pos;
+        pos = end;
+        Ok((start, &bytes[start..end]))
+    };
+    if take(8)?.1 != MAGIC {
+        return Err(damaged("not a PRAG document file"));
+    }
+    let read_len = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let hlen = read_len(take(4)?.1);
+    let sealed_header = take(hlen)?.1;
+    let header_json = master
+        .derive(&ctx(Purpose::DocumentMeta, cid, doc_id, 0))
+        .open(sealed_header)
+        .map_err(|_| StoreError::Integrity { what: format!("header of {}", path.display()) })?;
+    let header: DocumentHeader =
+        serde_json::from_slice(&header_json).map_err(|_| damaged("header is not valid JSON"))?;
+    let mut chunks = Vec::with_capacity(header.chunks as usize);
+    for i in 0..header.chunks {
+        let tlen = read_len(take(4)?.1);
+        let (toff, _) = take(tlen)?;
+        let vlen = read_len(take(4)?.1);
+        let sealed_vec = take(vlen)?.1;
+        let loc = ChunkLocation { offset: toff as u64, len: tlen as u32 };
+        let vector = master
+            .derive(&ctx(Purpose::ChunkVector, cid, doc_id, i))
+            .open(sealed_vec)
+            .map_err(|_| StoreError::Integrity { what: format!("vector of chunk {i} of {}", path.display()) })
+            .map(|raw| raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        chunks.push(vector.map(|v| (loc, v)));
+    }
+    if take(8)?.1 != END {
+        return Err(damaged("missing end marker"));
+    }
+    Ok(LoadedDocument { header, chunks })
+}
+
+/// Reads and opens one chunk's text.
+pub fn read_text(
+    master: &MasterKey,
+    cid: &str,
+    doc_id: &str,
+    chunk: u32,
+    path: &PathBuf,
+    loc: ChunkLocation,
+) -> Result<Zeroizing<String>, StoreError> {
+    let file = std::fs::File::open(path).map_err(io_err("cannot open", path))?;
+    let mut sealed = vec![0u8; loc.len as usize];
+    file.read_exact_at(&mut sealed, loc.offset).map_err(io_err("cannot read", path))?;
+    let what = || StoreError::Integrity { what: format!("text of chunk {chunk} of document {doc_id}") };
+    let plain = master.derive(&ctx(Purpose::ChunkText, cid, doc_id, chunk)).open(&sealed).map_err(|_| what())?;
+    let text = String::from_utf8(plain.to_vec()).map_err(|_| what())?;
+    Ok(Zeroizing::new(text))
+}
