@@ -33,7 +33,8 @@ pub fn create(path: &Path) -> anyhow::Result<SigningKey> {
 /// Loads an account key, refusing files that others can read.
 pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
     check_private_file(path).map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()))?;
-    let bytes = Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
+    let bytes =
+        Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
     let file: KeyFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a PRAG key file (JSON with type and private_key)", path.display()))?;
     if file.kind != "secp256k1" {
@@ -42,7 +43,8 @@ pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
     let raw = Zeroizing::new(
         hex::decode(file.private_key.trim()).with_context(|| format!("{}: private_key is not hex", path.display()))?,
     );
-    SigningKey::from_slice(&raw).map_err(|_| anyhow::anyhow!("{}: private_key is not a valid secp256k1 key", path.display()))
+    SigningKey::from_slice(&raw)
+        .map_err(|_| anyhow::anyhow!("{}: private_key is not a valid secp256k1 key", path.display()))
 }
 
 pub fn public_key_hex(key: &SigningKey) -> String {

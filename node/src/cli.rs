@@ -107,6 +107,15 @@ pub enum CollectionCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DocCommand {
+    /// List a collection's documents.
+    List {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long, short)]
+        collection: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a document by the path it was uploaded under, or by id.
     Delete {
         #[command(flatten)]

@@ -28,7 +28,12 @@ impl NodeClient {
 
     /// Sends a signed request and decodes the JSON answer; error answers become errors carrying
     /// the node's message.
-    pub async fn send<B: Serialize, R: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&B>) -> anyhow::Result<R> {
+    pub async fn send<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<R> {
         let bytes = match body {
             Some(b) => serde_json::to_vec(b)?,
             None => Vec::new(),
@@ -58,7 +63,8 @@ impl NodeClient {
                 Err(_) => bail!("the node answered {}: {}", status, text.trim()),
             }
         }
-        serde_json::from_str(&text).with_context(|| format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()))
+        serde_json::from_str(&text)
+            .with_context(|| format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()))
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> anyhow::Result<R> {
@@ -73,6 +79,12 @@ impl NodeClient {
 /// Percent-encodes a collection name for a URL path segment (names are restricted, but be safe).
 pub fn segment(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

@@ -99,7 +99,9 @@ fn pdf_text(path: &str, bytes: &[u8]) -> Result<String, ExtractError> {
     match std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem(&owned)) {
         Ok(Ok(text)) => Ok(text),
         Ok(Err(e)) => Err(ExtractError::BadPdf { path: path.to_string(), reason: e.to_string() }),
-        Err(_) => Err(ExtractError::BadPdf { path: path.to_string(), reason: "the PDF parser failed on this file".into() }),
+        Err(_) => {
+            Err(ExtractError::BadPdf { path: path.to_string(), reason: "the PDF parser failed on this file".into() })
+        }
     }
 }
 
@@ -124,7 +126,11 @@ fn json_lines(path: &str, bytes: &[u8]) -> Result<Vec<SourceDocument>, ExtractEr
     let mut seen = std::collections::HashSet::new();
     for d in &docs {
         if !seen.insert(d.path.as_str()) {
-            return Err(ExtractError::BadJsonLine { path: path.to_string(), line: 0, reason: format!("duplicate id in {}", d.path) });
+            return Err(ExtractError::BadJsonLine {
+                path: path.to_string(),
+                line: 0,
+                reason: format!("duplicate id in {}", d.path),
+            });
         }
     }
     Ok(docs)
@@ -142,7 +148,11 @@ mod tests {
 
     #[test]
     fn html_is_stripped() {
-        let d = extract("x.html", b"<html><body><h1>Clinic</h1><p>Open <b>daily</b>.</p><script>var x=1;</script></body></html>").expect("html");
+        let d = extract(
+            "x.html",
+            b"<html><body><h1>Clinic</h1><p>Open <b>daily</b>.</p><script>var x=1;</script></body></html>",
+        )
+        .expect("html");
         assert!(d[0].text.contains("Clinic") && d[0].text.contains("daily"), "{}", d[0].text);
         assert!(!d[0].text.contains("<p>"));
     }

@@ -1,16 +1,16 @@
 //! The PRAG storage node library and the commands of the `prag` binary.
 
-pub mod cli;
-pub mod commands;
-pub mod logging;
-pub mod model;
 pub mod account;
-pub mod crypto;
-pub mod index;
-pub mod store;
-pub mod extract;
-pub mod auth;
-pub mod metrics;
-pub mod service;
 pub mod api;
+pub mod auth;
+pub mod cli;
 pub mod client;
+pub mod commands;
+pub mod crypto;
+pub mod extract;
+pub mod index;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod service;
+pub mod store;

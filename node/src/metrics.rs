@@ -88,13 +88,31 @@ impl Metrics {
         };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         counter(&mut out, "prag_queries_total", "Retrieval queries answered.", get(&self.queries));
-        counter(&mut out, "prag_ingested_documents_total", "Documents created or replaced.", get(&self.ingested_documents));
-        counter(&mut out, "prag_unchanged_documents_total", "Re-uploads that changed nothing.", get(&self.unchanged_documents));
+        counter(
+            &mut out,
+            "prag_ingested_documents_total",
+            "Documents created or replaced.",
+            get(&self.ingested_documents),
+        );
+        counter(
+            &mut out,
+            "prag_unchanged_documents_total",
+            "Re-uploads that changed nothing.",
+            get(&self.unchanged_documents),
+        );
         counter(&mut out, "prag_ingested_chunks_total", "Chunks embedded and stored.", get(&self.ingested_chunks));
         counter(&mut out, "prag_ingested_bytes_total", "Bytes of uploaded files accepted.", get(&self.ingested_bytes));
         counter(&mut out, "prag_deleted_documents_total", "Documents deleted.", get(&self.deleted_documents));
-        counter(&mut out, "prag_integrity_errors_total", "Stored ciphertexts that failed authentication.", get(&self.integrity_errors));
-        let _ = writeln!(out, "# HELP prag_refusals_total Requests refused, by reason.\n# TYPE prag_refusals_total counter");
+        counter(
+            &mut out,
+            "prag_integrity_errors_total",
+            "Stored ciphertexts that failed authentication.",
+            get(&self.integrity_errors),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP prag_refusals_total Requests refused, by reason.\n# TYPE prag_refusals_total counter"
+        );
         for (reason, n) in self.refusals() {
             let _ = writeln!(out, "prag_refusals_total{{reason=\"{reason}\"}} {n}");
         }

@@ -63,6 +63,14 @@ pub struct UploadResponse {
     pub documents: Vec<DocumentOutcome>,
 }
 
+/// One stored document, as listed to its collection's owner.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DocumentInfo {
+    pub doc_id: String,
+    pub path: String,
+    pub chunks: u64,
+}
+
 /// Removes one document, named by id or by the path it was uploaded under.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@
 //! | GET | /v1/openapi.json | no | this API as OpenAPI 3 |
 //! | GET | /v1/collections | yes | collections the caller owns |
 //! | POST | /v1/collections | yes | create a collection (caller becomes owner) |
+//! | GET | /v1/collections/{name}/documents | yes | list documents (owner only) |
 //! | POST | /v1/collections/{name}/documents | yes | upload one file |
 //! | POST | /v1/collections/{name}/documents/delete | yes | delete one document |
 //! | POST | /v1/collections/{name}/query | yes | top-k retrieval |
@@ -41,7 +42,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/collections", get(list_collections).post(create_collection))
-        .route("/v1/collections/{name}/documents", post(upload))
+        .route("/v1/collections/{name}/documents", post(upload).get(list_documents))
         .route("/v1/collections/{name}/documents/delete", post(delete_document))
         .route("/v1/collections/{name}/query", post(query))
         .fallback(not_found)
@@ -217,4 +218,16 @@ async fn query(
     let who = caller(&node, &method, &uri, &headers, &body)?;
     let req: QueryRequest = parse_json(&body)?;
     Ok(axum::Json(counted(&node, node.query(&who, &name, req).await)?))
+}
+
+async fn list_documents(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller(&node, &method, &uri, &headers, &body)?;
+    Ok(axum::Json(counted(&node, node.documents(&who, &name))?))
 }

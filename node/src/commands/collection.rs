@@ -1,6 +1,8 @@
 //! `prag collection create | list`, `prag doc delete`, `prag status`.
 
-use prag_proto::api::{CollectionInfo, CreateCollectionRequest, DeleteDocumentRequest, DocumentOutcome, NodeStatus};
+use prag_proto::api::{
+    CollectionInfo, CreateCollectionRequest, DeleteDocumentRequest, DocumentInfo, DocumentOutcome, NodeStatus,
+};
 
 use crate::cli::{CollectionCommand, DocCommand, NodeConn, runtime};
 use crate::client::segment;
@@ -26,7 +28,10 @@ pub fn run(cmd: CollectionCommand) -> anyhow::Result<()> {
             } else {
                 println!("{:<24} {:>10} {:>10} {:>12}", "NAME", "DOCUMENTS", "CHUNKS", "INDEXED");
                 for c in list {
-                    println!("{:<24} {:>10} {:>10} {:>5}/{:<6}", c.name, c.documents, c.chunks, c.indexed_points, c.total_points);
+                    println!(
+                        "{:<24} {:>10} {:>10} {:>5}/{:<6}",
+                        c.name, c.documents, c.chunks, c.indexed_points, c.total_points
+                    );
                 }
             }
         }
@@ -35,7 +40,21 @@ pub fn run(cmd: CollectionCommand) -> anyhow::Result<()> {
 }
 
 pub fn run_doc(cmd: DocCommand) -> anyhow::Result<()> {
-    let DocCommand::Delete { conn, collection, target, id, json } = cmd;
+    let (conn, collection, target, id, json) = match cmd {
+        DocCommand::List { conn, collection, json } => {
+            let path = format!("/v1/collections/{}/documents", segment(&collection));
+            let docs: Vec<DocumentInfo> = runtime()?.block_on(conn.client()?.get(&path))?;
+            if json {
+                println!("{}", serde_json::to_string(&docs)?);
+            } else {
+                for d in docs {
+                    println!("{}  {:>5} chunks  {}", d.doc_id, d.chunks, d.path);
+                }
+            }
+            return Ok(());
+        }
+        DocCommand::Delete { conn, collection, target, id, json } => (conn, collection, target, id, json),
+    };
     let req = if id {
         DeleteDocumentRequest { doc_id: Some(target), path: None }
     } else {

@@ -98,7 +98,8 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
             async move {
                 let doc_path = document_path(f);
                 let result: anyhow::Result<UploadResponse> = async {
-                    let bytes = tokio::fs::read(f).await.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+                    let bytes =
+                        tokio::fs::read(f).await.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
                     let req = UploadRequest {
                         path: doc_path.clone(),
                         content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),

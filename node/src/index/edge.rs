@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use qdrant_edge::{
-    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, NamedQuery, PointId as QPointId,
-    PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery,
-    SearchParams, UpdateOperation, VectorInternal, VectorStructPersisted,
+    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, NamedQuery,
+    PointId as QPointId, PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum, QueryRequest,
+    ScoringQuery, SearchParams, UpdateOperation, VectorInternal, VectorStructPersisted,
 };
 
 use super::{IndexBackend, IndexError, IndexRead, IndexStats, IndexWrite, PointId, VectorIndex};
@@ -54,7 +54,8 @@ impl IndexBackend for EdgeBackend {
 
     fn open(&self, cid: &str, dim: usize) -> Result<Arc<dyn VectorIndex>, IndexError> {
         let path = self.root.join(cid);
-        std::fs::create_dir_all(&path).map_err(|e| IndexError::Dir { path: path.display().to_string(), reason: e.to_string() })?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| IndexError::Dir { path: path.display().to_string(), reason: e.to_string() })?;
         let config = EdgeConfigBuilder::new()
             .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build())
             .build();

@@ -67,7 +67,8 @@ impl Node {
         }
 
         // Chunk by tokens, then embed: the slow part, done before taking the commit lock.
-        let max_tokens = self.config.chunk_tokens.clamp(8, self.embedder.info().max_seq_length.saturating_sub(2).max(8));
+        let max_tokens =
+            self.config.chunk_tokens.clamp(8, self.embedder.info().max_seq_length.saturating_sub(2).max(8));
         let spans = self
             .embedder
             .tokenizer()
@@ -171,7 +172,12 @@ impl Node {
             state.docs.remove(&doc_id);
         }
         self.metrics.deleted_documents.fetch_add(1, Ordering::Relaxed);
-        Ok(DocumentOutcome { doc_id, path: entry.path, status: DocumentStatus::Deleted, chunks: entry.point_ids.len() as u64 })
+        Ok(DocumentOutcome {
+            doc_id,
+            path: entry.path,
+            status: DocumentStatus::Deleted,
+            chunks: entry.point_ids.len() as u64,
+        })
     }
 }
 
@@ -183,6 +189,9 @@ fn validate_path(path: &str) -> Result<(), NodeError> {
     }
     if path.chars().any(char::is_control) {
         return bad("contains control characters");
+    }
+    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        return bad("must be relative and must not contain '..'");
     }
     if !extract::is_supported(path) {
         return Err(NodeError::BadRequest(format!(

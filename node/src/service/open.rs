@@ -154,10 +154,9 @@ impl Node {
             if batch.len() >= 4096 {
                 collection.index.upsert(std::mem::take(&mut batch)).map_err(internal)?;
             }
-            state.docs.insert(
-                doc_id,
-                DocEntry { path: doc.header.path, fingerprint: doc.header.fingerprint, point_ids },
-            );
+            state
+                .docs
+                .insert(doc_id, DocEntry { path: doc.header.path, fingerprint: doc.header.fingerprint, point_ids });
         }
         collection.index.upsert(batch).map_err(internal)?;
         let docs = state.docs.len();

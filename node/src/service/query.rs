@@ -15,7 +15,12 @@ pub const MAX_K: usize = 100;
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 impl Node {
-    pub async fn query(&self, caller: &VerifyingKey, collection: &str, req: QueryRequest) -> Result<QueryResponse, NodeError> {
+    pub async fn query(
+        &self,
+        caller: &VerifyingKey,
+        collection: &str,
+        req: QueryRequest,
+    ) -> Result<QueryResponse, NodeError> {
         let started = Instant::now();
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
@@ -51,7 +56,11 @@ impl Node {
                         score,
                         text: text.as_str().to_string(),
                     }),
-                    Err(e) => unreadable.push(ChunkError { doc_id: chunk_ref.doc_id, chunk: chunk_ref.chunk, error: e.to_string() }),
+                    Err(e) => unreadable.push(ChunkError {
+                        doc_id: chunk_ref.doc_id,
+                        chunk: chunk_ref.chunk,
+                        error: e.to_string(),
+                    }),
                 }
             }
             Ok::<_, crate::index::IndexError>((hits, unreadable))

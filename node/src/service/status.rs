@@ -37,6 +37,28 @@ impl Node {
         out
     }
 
+    /// The documents of a collection, for its owner.
+    pub fn documents(
+        &self,
+        caller: &k256::ecdsa::VerifyingKey,
+        collection: &str,
+    ) -> Result<Vec<prag_proto::api::DocumentInfo>, super::NodeError> {
+        let coll = self.collection(collection)?;
+        coll.check_owner(caller)?;
+        let state = coll.state.read();
+        let mut docs: Vec<_> = state
+            .docs
+            .iter()
+            .map(|(id, d)| prag_proto::api::DocumentInfo {
+                doc_id: id.clone(),
+                path: d.path.clone(),
+                chunks: d.point_ids.len() as u64,
+            })
+            .collect();
+        docs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(docs)
+    }
+
     pub fn status(&self) -> NodeStatus {
         let info = self.embedder.info();
         let stats = self.embedder.stats();
@@ -87,5 +109,11 @@ impl Node {
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(dir).into_iter().flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }

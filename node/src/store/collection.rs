@@ -38,7 +38,8 @@ impl CollectionStore {
         for d in [dir.join("docs"), dir.join("tmp")] {
             std::fs::create_dir_all(&d).map_err(io_err("cannot create", &d))?;
         }
-        let json = serde_json::to_vec(meta).map_err(|e| StoreError::Damaged { path: id.clone(), reason: e.to_string() })?;
+        let json =
+            serde_json::to_vec(meta).map_err(|e| StoreError::Damaged { path: id.clone(), reason: e.to_string() })?;
         let sealed = Self::meta_key(master, &id).seal(&json)?;
         let meta_path = dir.join("meta.sealed");
         write_private_file(&meta_path, &sealed).map_err(io_err("cannot write", &meta_path))?;

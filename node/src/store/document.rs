@@ -79,17 +79,24 @@ pub fn write(
     let res: std::io::Result<()> = (|| {
         put(&mut w, MAGIC, &mut offset)?;
         let header_json = Zeroizing::new(serde_json::to_vec(header).map_err(std::io::Error::other)?);
-        let sealed = master.derive(&ctx(Purpose::DocumentMeta, cid, doc_id, 0)).seal(&header_json).map_err(std::io::Error::other)?;
+        let sealed = master
+            .derive(&ctx(Purpose::DocumentMeta, cid, doc_id, 0))
+            .seal(&header_json)
+            .map_err(std::io::Error::other)?;
         put(&mut w, &(sealed.len() as u32).to_le_bytes(), &mut offset)?;
         put(&mut w, &sealed, &mut offset)?;
         for (i, c) in chunks.iter().enumerate() {
             let i = i as u32;
-            let text = master.derive(&ctx(Purpose::ChunkText, cid, doc_id, i)).seal(c.text.as_bytes()).map_err(std::io::Error::other)?;
+            let text = master
+                .derive(&ctx(Purpose::ChunkText, cid, doc_id, i))
+                .seal(c.text.as_bytes())
+                .map_err(std::io::Error::other)?;
             put(&mut w, &(text.len() as u32).to_le_bytes(), &mut offset)?;
             locations.push(ChunkLocation { offset, len: text.len() as u32 });
             put(&mut w, &text, &mut offset)?;
             let raw: Zeroizing<Vec<u8>> = Zeroizing::new(c.vector.iter().flat_map(|f| f.to_le_bytes()).collect());
-            let vec = master.derive(&ctx(Purpose::ChunkVector, cid, doc_id, i)).seal(&raw).map_err(std::io::Error::other)?;
+            let vec =
+                master.derive(&ctx(Purpose::ChunkVector, cid, doc_id, i)).seal(&raw).map_err(std::io::Error::other)?;
             put(&mut w, &(vec.len() as u32).to_le_bytes(), &mut offset)?;
             put(&mut w, &vec, &mut offset)?;
         }
