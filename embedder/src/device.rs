@@ -51,7 +51,7 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Auto => {
                 if cfg!(feature = "cuda") {
-                    Ok(Device::new_cuda(0).unwrap_or(Device::Cpu))
+                    Ok(open_cuda(0).unwrap_or(Device::Cpu))
                 } else {
                     Ok(Device::Cpu)
                 }
@@ -60,8 +60,37 @@ impl DeviceSpec {
                 if !cfg!(feature = "cuda") {
                     return Err(EmbedError::CudaNotCompiled(self.to_string()));
                 }
-                Device::new_cuda(ordinal).map_err(|e| EmbedError::CudaUnavailable { ordinal, reason: e.to_string() })
+                open_cuda(ordinal)
             }
+        }
+    }
+}
+
+/// Opens a CUDA device. cudarc loads libcuda at run time and panics when the driver library is
+/// absent; that panic is caught here (with the default hook's message silenced) and becomes an
+/// error naming the cause.
+fn open_cuda(ordinal: usize) -> Result<Device> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(EmbedError::CudaUnavailable { ordinal, reason: e.to_string() }),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            let reason = if detail.contains("shared library") {
+                "the NVIDIA driver library (libcuda.so) could not be loaded; is a GPU driver installed? \
+                 cuBLAS and cuRAND must also be on LD_LIBRARY_PATH"
+                    .to_string()
+            } else {
+                detail.chars().take(300).collect()
+            };
+            Err(EmbedError::CudaUnavailable { ordinal, reason })
         }
     }
 }

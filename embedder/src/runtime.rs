@@ -219,7 +219,9 @@ fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend, stats: &Embed
             Err(_) => return,
         };
         let started = Instant::now();
-        let result = backend.embed(&job.batch);
+        // A backend that panics (a GPU library missing at run time, say) fails this batch, not the thread.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.embed(&job.batch)))
+            .unwrap_or_else(|_| Err(EmbedError::Compute("the model backend panicked on this batch".into())));
         stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(vectors) if vectors.len() == job.targets.len() => {
