@@ -2,6 +2,7 @@
 //! public `Embedder` API (queue, batcher and worker threads included).
 //! CPU always; CUDA too when built with `--features cuda` and a GPU answers.
 //! `PRAG_BENCH_WORKERS` overrides the worker count.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prag_benches::{model_dir, paragraphs};

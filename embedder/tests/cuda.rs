@@ -1,5 +1,6 @@
 //! CUDA against CPU on the reference texts (opt-in: `--features cuda`, needs a GPU).
 //! f32 must agree to cosine ≥ 0.9999, f16 and bf16 to ≥ 0.999, and nothing may be NaN.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![cfg(feature = "cuda")]
 
 mod common;

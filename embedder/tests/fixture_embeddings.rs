@@ -1,6 +1,7 @@
 //! The embedder against reference embeddings computed in float64 by sentence-transformers
 //! (`shared/fixtures/embeddings/all-MiniLM-L6-v2.json`): empty and one-letter texts, non-Latin
 //! scripts, emoji and texts over 256 tokens included.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

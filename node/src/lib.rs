@@ -1,5 +1,7 @@
 //! The PRAG storage node library and the commands of the `prag` binary.
 
+#![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used, clippy::panic))]
+
 pub mod account;
 pub mod api;
 pub mod auth;

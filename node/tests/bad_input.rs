@@ -1,4 +1,5 @@
 //! Bad requests and bad files: each a clear error with its reason, nothing lost, node keeps running.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Crash safety (SIGKILL mid-upload) and tamper detection (one flipped ciphertext byte).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
@@ -56,10 +57,8 @@ fn sigkill_mid_upload_loses_no_committed_document_and_shows_no_partial_one() {
                 let path = format!("entries/{i:04}.txt");
                 let r: anyhow::Result<UploadResponse> =
                     client.post("/v1/collections/ledger/documents", &upload_body(&path, document(i).as_bytes())).await;
-                if let Ok(r) = r {
-                    if let Ok(mut c) = committed.lock() {
-                        c.push((path, r.documents[0].chunks));
-                    }
+                if let (Ok(r), Ok(mut c)) = (r, committed.lock()) {
+                    c.push((path, r.documents[0].chunks));
                 }
             }
         }))

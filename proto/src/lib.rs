@@ -2,6 +2,8 @@
 //! canonical form of signed requests, and (as they land) the contracts' pure state machines.
 //! The same code judges a request in a node, in a worker, in the console and in tests.
 
+#![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used, clippy::panic))]
+
 pub mod account;
 pub mod api;
 pub mod auth;

@@ -34,7 +34,7 @@ pub fn gelu_erf(x: f32) -> f32 {
 }
 
 fn rows_of<'a>(x: &'a [f32], n: usize, what: &str) -> candle_core::Result<std::slice::ChunksExact<'a, f32>> {
-    if n == 0 || x.len() % n != 0 {
+    if n == 0 || !x.len().is_multiple_of(n) {
         bail!("{what}: {} values do not split into rows of {n}", x.len());
     }
     Ok(x.chunks_exact(n))

@@ -59,11 +59,11 @@ impl Node {
             status: DocumentStatus::Unchanged,
             chunks: chunks as u64,
         };
-        if let Some(existing) = coll.state.read().docs.get(&doc_id) {
-            if existing.fingerprint == fingerprint {
-                self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
-                return Ok(unchanged(existing.point_ids.len()));
-            }
+        if let Some(existing) = coll.state.read().docs.get(&doc_id)
+            && existing.fingerprint == fingerprint
+        {
+            self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
+            return Ok(unchanged(existing.point_ids.len()));
         }
 
         // Chunk by tokens, then embed: the slow part, done before taking the commit lock.

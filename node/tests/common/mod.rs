@@ -1,4 +1,5 @@
 //! A real `prag node` process on a free loopback port, and a signed client for it.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! Shared helpers for the embedder's integration tests.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::path::PathBuf;
