@@ -7,3 +7,4 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod contracts;
