@@ -11,6 +11,7 @@ pub mod commands;
 pub mod crypto;
 pub mod extract;
 pub mod index;
+pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -8,3 +8,4 @@ pub mod account;
 pub mod api;
 pub mod auth;
 pub mod contracts;
+pub mod ledger;

@@ -27,11 +27,19 @@ pub enum ExecuteMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         public_address: Option<String>,
     },
+    /// The published shape carries the key; the ledger logs only its SHA-256 (`api_key_sha256`,
+    /// see `prag_proto::ledger::normalize_msg`), so a log never holds a plaintext key.
     AddApiKey {
-        api_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_sha256: Option<String>,
     },
     RevokeApiKey {
-        api_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_sha256: Option<String>,
     },
     /// SNIP-24: the sender revokes a permit it signed.
     RevokePermit {
@@ -99,6 +107,24 @@ pub fn hash_api_key(api_key: &str) -> String {
     hex::encode(Sha256::digest(api_key.as_bytes()))
 }
 
+/// The stored hash of an API key given in either form.
+fn key_hash(api_key: Option<String>, api_key_sha256: Option<String>) -> Result<String, ContractError> {
+    match (api_key, api_key_sha256) {
+        (Some(k), None) => {
+            check_field("api_key", &k, MAX_FIELD_LEN)?;
+            Ok(hash_api_key(&k))
+        }
+        (None, Some(h)) => {
+            let h = h.to_ascii_lowercase();
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ContractError::invalid("api_key_sha256", "expected 64 hex characters"));
+            }
+            Ok(h)
+        }
+        _ => Err(ContractError::invalid("api_key", "give exactly one of api_key and api_key_sha256")),
+    }
+}
+
 fn canonical_key(field: &str, text: &str) -> Result<String, ContractError> {
     Ok(crate::account::public_key_hex(&parse_key_field(field, text)?))
 }
@@ -160,19 +186,17 @@ impl State {
                 };
                 self.admin = address;
             }
-            ExecuteMsg::AddApiKey { api_key } => {
+            ExecuteMsg::AddApiKey { api_key, api_key_sha256 } => {
                 self.require_admin(sender, "add API keys")?;
-                check_field("api_key", &api_key, MAX_FIELD_LEN)?;
-                let h = hash_api_key(&api_key);
+                let h = key_hash(api_key, api_key_sha256)?;
                 if self.api_keys.contains_key(&h) {
                     return Err(ContractError::AlreadyExists { what: "API key".into() });
                 }
                 self.api_keys.insert(h, ApiKeyInfo { identity: sender.address(), name: None, created: Some(env.time) });
             }
-            ExecuteMsg::RevokeApiKey { api_key } => {
+            ExecuteMsg::RevokeApiKey { api_key, api_key_sha256 } => {
                 self.require_admin(sender, "revoke API keys")?;
-                check_field("api_key", &api_key, MAX_FIELD_LEN)?;
-                if self.api_keys.remove(&hash_api_key(&api_key)).is_none() {
+                if self.api_keys.remove(&key_hash(api_key, api_key_sha256)?).is_none() {
                     return Err(ContractError::not_found("API key"));
                 }
             }
@@ -232,8 +256,14 @@ mod tests {
                 r#"{"set_admin":{"public_address":"secret1x"}}"#,
                 ExecuteMsg::SetAdmin { public_key: None, public_address: Some("secret1x".into()) },
             ),
-            (r#"{"add_api_key":{"api_key":"sk-1"}}"#, ExecuteMsg::AddApiKey { api_key: "sk-1".into() }),
-            (r#"{"revoke_api_key":{"api_key":"sk-1"}}"#, ExecuteMsg::RevokeApiKey { api_key: "sk-1".into() }),
+            (
+                r#"{"add_api_key":{"api_key":"sk-1"}}"#,
+                ExecuteMsg::AddApiKey { api_key: Some("sk-1".into()), api_key_sha256: None },
+            ),
+            (
+                r#"{"revoke_api_key":{"api_key":"sk-1"}}"#,
+                ExecuteMsg::RevokeApiKey { api_key: Some("sk-1".into()), api_key_sha256: None },
+            ),
         ];
         for (text, msg) in cases {
             assert_eq!(serde_json::from_str::<ExecuteMsg>(text).expect(text), msg);
@@ -304,12 +334,16 @@ mod tests {
         let mut s = State::new(admin.address());
         let e = env(100);
         let plaintext = "sk-3f9a1c0b7e55d2b4a8c6e1f09d7b3a2c5e8f1a4b7c0d3e6f9a2b5c8d1e4f7a0b3c6d9e2f";
-        assert!(s.execute(&e, &sender(2), ExecuteMsg::AddApiKey { api_key: plaintext.into() }).is_err());
-        s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: plaintext.into() }).expect("add");
+        assert!(
+            s.execute(&e, &sender(2), ExecuteMsg::AddApiKey { api_key: Some(plaintext.into()), api_key_sha256: None })
+                .is_err()
+        );
+        s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: Some(plaintext.into()), api_key_sha256: None })
+            .expect("add");
         assert!(s.api_key_valid(plaintext));
         assert!(!serde_json::to_string(&s).expect("json").contains(plaintext), "plaintext key stored");
         assert!(matches!(
-            s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: plaintext.into() }),
+            s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: Some(plaintext.into()), api_key_sha256: None }),
             Err(ContractError::AlreadyExists { .. })
         ));
 
@@ -328,15 +362,24 @@ mod tests {
         s.execute(&e, &admin, ExecuteMsg::RevokePermit { permit_name: "keys".into() }).expect("revoke permit");
         assert!(s.query(&e, &QueryMsg::ApiKeysWithPermit { permit: sign(&admin_key, params) }).is_err());
 
-        s.execute(&e, &admin, ExecuteMsg::RevokeApiKey { api_key: plaintext.into() }).expect("revoke");
+        s.execute(
+            &e,
+            &admin,
+            ExecuteMsg::RevokeApiKey { api_key: None, api_key_sha256: Some(hash_api_key(plaintext)) },
+        )
+        .expect("revoke");
         assert!(!s.api_key_valid(plaintext));
         assert!(matches!(
-            s.execute(&e, &admin, ExecuteMsg::RevokeApiKey { api_key: plaintext.into() }),
+            s.execute(
+                &e,
+                &admin,
+                ExecuteMsg::RevokeApiKey { api_key: None, api_key_sha256: Some(hash_api_key(plaintext)) }
+            ),
             Err(ContractError::NotFound { .. })
         ));
         let huge = "k".repeat(MAX_FIELD_LEN + 1);
         assert!(matches!(
-            s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: huge }),
+            s.execute(&e, &admin, ExecuteMsg::AddApiKey { api_key: Some(huge), api_key_sha256: None }),
             Err(ContractError::InvalidField { .. })
         ));
     }

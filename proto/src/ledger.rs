@@ -1,0 +1,401 @@
+//! The contracts' ledger, without I/O: signed transactions, hash-chained entries, and the state
+//! they replay into. Every node keeps the same log; the admin's node orders it (the only writer),
+//! others forward transactions to it and replicate its entries.
+//!
+//! A transaction body is signed by its sender with secp256k1 (ECDSA over SHA-256) over
+//! `prag-tx-v1\n` followed by the canonical JSON of the body (keys sorted, no spaces). An entry
+//! adds the orderer's time and randomness, the previous entry's hash and its own hash (SHA-256 of
+//! the canonical JSON of everything else), so any change to any entry breaks the chain.
+
+use k256::ecdsa::signature::{Signer, Verifier};
+use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::contracts::permit::canonical_json;
+use crate::contracts::{ContractError, Env, QueryAnswer, Sender, rewards, subscription, worker};
+
+/// The hash before the first entry.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxBody {
+    /// Hex of the sender's compressed public key.
+    pub sender: String,
+    /// Random, unique per sender (16-128 alphanumeric characters).
+    pub nonce: String,
+    /// Unix seconds when the sender signed; the orderer refuses it if more than 60 s away.
+    pub timestamp: u64,
+    /// An execute message in the published contracts' JSON shape, or `{"genesis": {...}}`.
+    pub msg: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedTx {
+    pub body: TxBody,
+    /// Hex of the 64-byte signature.
+    pub signature: String,
+}
+
+/// The form of an execute message that is signed and logged: a plaintext API key in
+/// `add_api_key` / `revoke_api_key` is replaced by its SHA-256, so no log, replica or backup ever
+/// holds a usable key. Other messages are unchanged.
+pub fn normalize_msg(msg: &serde_json::Value) -> serde_json::Value {
+    let mut msg = msg.clone();
+    for name in ["add_api_key", "revoke_api_key"] {
+        if let Some(fields) = msg.get_mut(name).and_then(|v| v.as_object_mut()) {
+            if let Some(serde_json::Value::String(key)) = fields.remove("api_key") {
+                let hash = crate::contracts::subscription::hash_api_key(&key);
+                fields.insert("api_key_sha256".into(), serde_json::Value::String(hash));
+            }
+        }
+    }
+    msg
+}
+
+fn tx_sign_bytes(body: &TxBody) -> Result<Vec<u8>, ContractError> {
+    let v = serde_json::to_value(body).map_err(|e| ContractError::Rule(e.to_string()))?;
+    Ok(format!("prag-tx-v1\n{}", canonical_json(&v)).into_bytes())
+}
+
+impl SignedTx {
+    pub fn sign(key: &SigningKey, nonce: &str, timestamp: u64, msg: serde_json::Value) -> Result<Self, ContractError> {
+        let body = TxBody {
+            sender: crate::account::public_key_hex(&VerifyingKey::from(key)),
+            nonce: nonce.to_string(),
+            timestamp,
+            msg: normalize_msg(&msg),
+        };
+        let sig: Signature = key.sign(&tx_sign_bytes(&body)?);
+        Ok(SignedTx { body, signature: hex::encode(sig.to_bytes()) })
+    }
+
+    /// Replaces plaintext API keys by their hashes (see [`normalize_msg`]); the signature, made
+    /// over the normalised form, still verifies.
+    pub fn normalized(mut self) -> Self {
+        self.body.msg = normalize_msg(&self.body.msg);
+        self
+    }
+
+    /// Checks the sender's signature; returns the sender.
+    pub fn verify(&self) -> Result<Sender, ContractError> {
+        let key = crate::contracts::parse_key_field("sender", &self.body.sender)?;
+        let n = &self.body.nonce;
+        if n.len() < 16 || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ContractError::invalid("nonce", "16 to 128 letters or digits"));
+        }
+        let bytes = hex::decode(&self.signature).map_err(|_| ContractError::invalid("signature", "not hex"))?;
+        let sig = Signature::from_slice(&bytes).map_err(|_| ContractError::invalid("signature", "not 64 bytes"))?;
+        key.verify(&tx_sign_bytes(&self.body)?, &sig)
+            .map_err(|_| ContractError::BadSignature { what: "transaction".into() })?;
+        Ok(Sender::new(key))
+    }
+}
+
+/// One ordered, applied transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub height: u64,
+    pub prev_hash: String,
+    pub env: Env,
+    pub tx: SignedTx,
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct EntryHashInput<'a> {
+    height: u64,
+    prev_hash: &'a str,
+    env: &'a Env,
+    tx: &'a SignedTx,
+}
+
+impl Entry {
+    pub fn compute_hash(height: u64, prev_hash: &str, env: &Env, tx: &SignedTx) -> Result<String, ContractError> {
+        let v = serde_json::to_value(EntryHashInput { height, prev_hash, env, tx })
+            .map_err(|e| ContractError::Rule(e.to_string()))?;
+        Ok(hex::encode(Sha256::digest(canonical_json(&v).as_bytes())))
+    }
+
+    /// Checks this entry's own hash and its link to `prev_hash` at `height`.
+    pub fn check_link(&self, height: u64, prev_hash: &str) -> Result<(), ContractError> {
+        if self.height != height {
+            return Err(ContractError::Rule(format!("entry height {} where {height} was expected", self.height)));
+        }
+        if self.prev_hash != prev_hash {
+            return Err(ContractError::Rule(format!("entry {height} does not link to the previous entry")));
+        }
+        if Entry::compute_hash(self.height, &self.prev_hash, &self.env, &self.tx)? != self.hash {
+            return Err(ContractError::Rule(format!("entry {height}'s hash does not match its contents")));
+        }
+        Ok(())
+    }
+}
+
+/// The first entry's message: who the admin is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum GenesisMsg {
+    Genesis { admin: String, chain_id: String, contract_address: String },
+}
+
+/// Any execute message of the three contracts, told apart by its (unique) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractMsg {
+    Subscription(subscription::ExecuteMsg),
+    Worker(worker::ExecuteMsg),
+    Rewards(rewards::ExecuteMsg),
+    /// `get_liveliness_challenge`, run as a transaction because it records the challenge.
+    IssueChallenge,
+}
+
+impl ContractMsg {
+    /// Parses an execute message in the published JSON shape; the error names the problem.
+    pub fn parse(v: &serde_json::Value) -> Result<Self, ContractError> {
+        let name = match v.as_object() {
+            Some(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
+            _ => return Err(ContractError::invalid("msg", "expected an object with exactly one message name")),
+        };
+        let bad = |e: serde_json::Error| ContractError::invalid(format!("msg.{name}"), e.to_string());
+        match name.as_str() {
+            "register_subscriber"
+            | "remove_subscriber"
+            | "set_admin"
+            | "add_api_key"
+            | "revoke_api_key"
+            | "revoke_permit" => serde_json::from_value(v.clone()).map(ContractMsg::Subscription).map_err(bad),
+            "register_worker" | "set_worker_wallet" | "set_worker_address" | "set_worker_type" | "remove_worker"
+            | "report_liveliness" | "report_work" => {
+                serde_json::from_value(v.clone()).map(ContractMsg::Worker).map_err(bad)
+            }
+            "fund_epoch" | "close_epoch" | "claim" => {
+                serde_json::from_value(v.clone()).map(ContractMsg::Rewards).map_err(bad)
+            }
+            "get_liveliness_challenge" => match &v[&name] {
+                serde_json::Value::Object(m) if m.is_empty() => Ok(ContractMsg::IssueChallenge),
+                _ => Err(ContractError::invalid("msg.get_liveliness_challenge", "takes no fields")),
+            },
+            other => Err(ContractError::invalid("msg", format!("unknown message {other:?}"))),
+        }
+    }
+}
+
+/// Any query of the three contracts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractQuery {
+    Subscription(subscription::QueryMsg),
+    Worker(worker::QueryMsg),
+    Rewards(rewards::QueryMsg),
+}
+
+impl ContractQuery {
+    pub fn parse(v: &serde_json::Value) -> Result<Self, ContractError> {
+        let name = match v.as_object() {
+            Some(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
+            _ => return Err(ContractError::invalid("query", "expected an object with exactly one query name")),
+        };
+        let bad = |e: serde_json::Error| ContractError::invalid(format!("query.{name}"), e.to_string());
+        match name.as_str() {
+            "subscriber_status" | "api_keys_with_permit" => {
+                serde_json::from_value(v.clone()).map(ContractQuery::Subscription).map_err(bad)
+            }
+            "get_workers" | "get_models" | "get_u_r_ls" | "get_liveliness_challenge" => {
+                serde_json::from_value(v.clone()).map(ContractQuery::Worker).map_err(bad)
+            }
+            "epoch" | "share" => serde_json::from_value(v.clone()).map(ContractQuery::Rewards).map_err(bad),
+            other => Err(ContractError::invalid("query", format!("unknown query {other:?}"))),
+        }
+    }
+}
+
+/// The three contracts' state: what replaying the log produces.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LedgerState {
+    pub chain_id: String,
+    pub contract_address: String,
+    pub subscription: subscription::State,
+    pub worker: worker::State,
+    pub rewards: rewards::State,
+}
+
+impl LedgerState {
+    pub fn admin(&self) -> &str {
+        &self.subscription.admin
+    }
+
+    /// Applies one transaction (already ordered: `env` is its entry's). On error the state is
+    /// unchanged. Returns the message's answer, if it has one.
+    pub fn apply(&mut self, env: &Env, tx: &SignedTx, height: u64) -> Result<Option<serde_json::Value>, ContractError> {
+        let sender = tx.verify()?;
+        if height == 0 {
+            let GenesisMsg::Genesis { admin, chain_id, contract_address } = serde_json::from_value(tx.body.msg.clone())
+                .map_err(|e| ContractError::invalid("genesis", e.to_string()))?;
+            if admin != sender.address() {
+                return Err(ContractError::unauthorized("the genesis must be signed by the admin it names"));
+            }
+            *self = LedgerState {
+                chain_id,
+                contract_address,
+                subscription: subscription::State::new(admin.clone()),
+                worker: worker::State::new(admin.clone()),
+                rewards: rewards::State::new(admin),
+            };
+            return Ok(None);
+        }
+        let msg = ContractMsg::parse(&tx.body.msg)?;
+        // Work on a copy: a refused message leaves no trace, even when it touches two contracts.
+        let mut next = self.clone();
+        let answer = match msg {
+            ContractMsg::Subscription(m) => {
+                let sets_admin = matches!(m, subscription::ExecuteMsg::SetAdmin { .. });
+                next.subscription.execute(env, &sender, m)?;
+                if sets_admin {
+                    // One admin for the three contracts.
+                    next.worker.admin = next.subscription.admin.clone();
+                    next.rewards.admin = next.subscription.admin.clone();
+                }
+                None
+            }
+            ContractMsg::Worker(m) => {
+                if let Some(report) = next.worker.execute(env, &sender, m)? {
+                    let units = u128::from(report.input_tokens) + u128::from(report.output_tokens);
+                    next.rewards.record_work(report.epoch, &report.payment_wallet, units)?;
+                }
+                None
+            }
+            ContractMsg::Rewards(m) => {
+                next.rewards.execute(env, &sender, m)?;
+                None
+            }
+            ContractMsg::IssueChallenge => {
+                let c = next.worker.issue_challenge(env, &sender)?;
+                Some(serde_json::to_value(c).map_err(|e| ContractError::Rule(e.to_string()))?)
+            }
+        };
+        *self = next;
+        Ok(answer)
+    }
+
+    /// Answers a query against the current state.
+    pub fn query(
+        &self,
+        env: &Env,
+        q: &ContractQuery,
+        replay: &mut dyn worker::ReplayGuard,
+    ) -> Result<QueryAnswer, ContractError> {
+        match q {
+            ContractQuery::Subscription(m) => self.subscription.query(env, m),
+            ContractQuery::Worker(m) => {
+                let subs = &self.subscription;
+                self.worker.query(env, m, &|k| subs.is_active(k), replay)
+            }
+            ContractQuery::Rewards(m) => self.rewards.query(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::testing::{env, key, sender};
+
+    fn genesis(admin_seed: u8) -> SignedTx {
+        let admin = sender(admin_seed).address();
+        let msg = serde_json::json!({"genesis": {"admin": admin, "chain_id": "prag-test", "contract_address": "secret1contract"}});
+        SignedTx::sign(&key(admin_seed), "genesis000000000001", 1, msg).expect("sign")
+    }
+
+    #[test]
+    fn replaying_entries_gives_the_same_state_and_tampering_breaks_the_chain() {
+        let mut state = LedgerState::default();
+        let mut entries = Vec::new();
+        let mut prev = GENESIS_PREV.to_string();
+        let txs = vec![
+            genesis(1),
+            SignedTx::sign(
+                &key(1),
+                "n0000000000000001",
+                2,
+                serde_json::json!({"register_subscriber": {"public_key": sender(5).public_key_hex()}}),
+            )
+            .expect("s"),
+            SignedTx::sign(
+                &key(1),
+                "n0000000000000002",
+                3,
+                serde_json::json!({"add_api_key": {"api_key": "sk-secret"}}),
+            )
+            .expect("s"),
+        ];
+        for (h, tx) in txs.into_iter().enumerate() {
+            let e = env(10 + h as u64);
+            state.apply(&e, &tx, h as u64).expect("apply");
+            let hash = Entry::compute_hash(h as u64, &prev, &e, &tx).expect("hash");
+            entries.push(Entry { height: h as u64, prev_hash: prev.clone(), env: e, tx, hash: hash.clone() });
+            prev = hash;
+        }
+        let mut replayed = LedgerState::default();
+        let mut prev = GENESIS_PREV.to_string();
+        for e in &entries {
+            e.check_link(e.height, &prev).expect("link");
+            replayed.apply(&e.env, &e.tx, e.height).expect("replay");
+            prev = e.hash.clone();
+        }
+        assert_eq!(replayed, state);
+        assert!(state.subscription.is_active(&sender(5).public_key_hex()));
+
+        let mut forged = entries[1].clone();
+        forged.tx.body.msg = serde_json::json!({"register_subscriber": {"public_key": sender(6).public_key_hex()}});
+        assert!(forged.tx.verify().is_err(), "a changed message no longer matches its signature");
+        assert!(forged.check_link(1, &entries[0].hash).is_err());
+        let mut moved = entries[2].clone();
+        moved.env.time += 1;
+        assert!(moved.check_link(2, &entries[1].hash).is_err());
+    }
+
+    #[test]
+    fn refused_messages_change_nothing_and_errors_name_the_field() {
+        let mut state = LedgerState::default();
+        state.apply(&env(1), &genesis(1), 0).expect("genesis");
+        let before = state.clone();
+        let stranger = SignedTx::sign(
+            &key(2),
+            "n0000000000000003",
+            2,
+            serde_json::json!({"register_subscriber": {"public_key": sender(5).public_key_hex()}}),
+        )
+        .expect("s");
+        assert!(matches!(state.apply(&env(2), &stranger, 1), Err(ContractError::Unauthorized { .. })));
+        let unknown =
+            SignedTx::sign(&key(1), "n0000000000000004", 2, serde_json::json!({"mint": {"amount": "5"}})).expect("s");
+        let e = state.apply(&env(2), &unknown, 1).expect_err("unknown");
+        assert!(e.to_string().contains("unknown message"), "{e}");
+        let wrong_type = SignedTx::sign(
+            &key(1),
+            "n0000000000000005",
+            2,
+            serde_json::json!({"fund_epoch": {"epoch": "one", "amount": "5"}}),
+        )
+        .expect("s");
+        let e = state.apply(&env(2), &wrong_type, 1).expect_err("type");
+        assert!(e.to_string().contains("msg.fund_epoch"), "{e}");
+        assert_eq!(state, before);
+        // set_admin moves all three contracts' admin.
+        let next = sender(3);
+        let set = SignedTx::sign(
+            &key(1),
+            "n0000000000000006",
+            2,
+            serde_json::json!({"set_admin": {"public_key": next.public_key_hex()}}),
+        )
+        .expect("s");
+        state.apply(&env(2), &set, 1).expect("set admin");
+        assert_eq!(
+            (state.worker.admin.as_str(), state.rewards.admin.as_str()),
+            (next.address().as_str(), next.address().as_str())
+        );
+    }
+}
