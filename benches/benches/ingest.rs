@@ -39,8 +39,9 @@ fn bench(c: &mut Criterion) {
         chunk_tokens: 200,
         chunk_overlap: 32,
         max_file_bytes: 64 << 20,
+        chain_id: "prag-bench".into(),
     };
-    let node = rt.block_on(Node::open(config, embedder.clone())).expect("node");
+    let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
     let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");
     let who = k256::ecdsa::VerifyingKey::from(&owner);
     rt.block_on(node.create_collection("bench", &who)).expect("collection");

@@ -42,6 +42,10 @@ pub enum Command {
     /// Manage documents.
     #[command(subcommand)]
     Doc(DocCommand),
+    /// Contract administration: subscribers, API keys, workers, reward epochs (signed by --key).
+    Admin(crate::commands::contracts::AdminArgs),
+    /// A worker's own contract messages: wallet, address, type, liveliness, work, rewards.
+    Worker(crate::commands::contracts::WorkerArgs),
     /// Print a node's status.
     Status {
         #[command(flatten)]
@@ -196,6 +200,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => commands::query::run(args),
         Command::Doc(cmd) => commands::collection::run_doc(cmd),
         Command::Status { conn } => commands::collection::status(conn),
+        Command::Admin(args) => commands::contracts::run_admin(args),
+        Command::Worker(args) => commands::contracts::run_worker(args),
     }
 }
 

@@ -46,9 +46,15 @@ pub fn normalize_msg(msg: &serde_json::Value) -> serde_json::Value {
     let mut msg = msg.clone();
     for name in ["add_api_key", "revoke_api_key"] {
         if let Some(fields) = msg.get_mut(name).and_then(|v| v.as_object_mut()) {
-            if let Some(serde_json::Value::String(key)) = fields.remove("api_key") {
-                let hash = crate::contracts::subscription::hash_api_key(&key);
-                fields.insert("api_key_sha256".into(), serde_json::Value::String(hash));
+            // An invalid key (empty, oversize, control characters) stays as it is, so the contract
+            // refuses it with the reason, and a refused transaction is never logged.
+            let valid = matches!(fields.get("api_key"), Some(serde_json::Value::String(k))
+                if crate::contracts::check_field("api_key", k, crate::contracts::MAX_FIELD_LEN).is_ok());
+            if valid {
+                if let Some(serde_json::Value::String(key)) = fields.remove("api_key") {
+                    let hash = crate::contracts::subscription::hash_api_key(&key);
+                    fields.insert("api_key_sha256".into(), serde_json::Value::String(hash));
+                }
             }
         }
     }

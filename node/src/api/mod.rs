@@ -12,6 +12,10 @@
 //! | POST | /v1/collections/{name}/documents | yes | upload one file |
 //! | POST | /v1/collections/{name}/documents/delete | yes | delete one document |
 //! | POST | /v1/collections/{name}/query | yes | top-k retrieval |
+//! | GET | /v1/ledger/status | no | ledger height, head, admin, orderer, damage found at start |
+//! | GET | /v1/ledger/entries?from=N&limit=M | no | log entries (replication, inspection) |
+//! | POST | /v1/ledger/tx | tx-signed | submit a signed contract transaction |
+//! | POST | /v1/ledger/query | no* | contract query (*queries that need it carry their own signature or permit) |
 
 use std::sync::Arc;
 
@@ -45,6 +49,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/collections/{name}/documents", post(upload).get(list_documents))
         .route("/v1/collections/{name}/documents/delete", post(delete_document))
         .route("/v1/collections/{name}/query", post(query))
+        .route("/v1/ledger/status", get(ledger_status))
+        .route("/v1/ledger/entries", get(ledger_entries))
+        .route("/v1/ledger/tx", post(ledger_tx))
+        .route("/v1/ledger/query", post(ledger_query))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(node)
@@ -230,4 +238,59 @@ async fn list_documents(
 ) -> Result<impl IntoResponse, ApiError> {
     let who = caller(&node, &method, &uri, &headers, &body)?;
     Ok(axum::Json(counted(&node, node.documents(&who, &name))?))
+}
+
+impl From<crate::ledger::LedgerError> for NodeError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        use crate::ledger::LedgerError as L;
+        use prag_proto::contracts::ContractError as C;
+        match e {
+            L::Contract(C::Unauthorized { rule }) => NodeError::Forbidden(format!("refused by the contract: {rule}")),
+            L::Contract(C::NotFound { what }) => NodeError::NotFound(format!("{what} not found")),
+            L::Contract(c) => NodeError::BadRequest(format!("refused by the contract: {c}")),
+            L::Stale { skew } => NodeError::Unauthorized(prag_proto::auth::AuthError::Stale { skew }),
+            L::Replayed => NodeError::Unauthorized(prag_proto::auth::AuthError::Replayed),
+            L::NoLedger | L::NotOrderer => NodeError::Conflict(e.to_string()),
+            L::Io { .. } => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
+async fn ledger_status(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    axum::Json(node.ledger.status())
+}
+
+#[derive(serde::Deserialize)]
+struct EntriesQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+async fn ledger_entries(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<EntriesQuery>,
+) -> impl IntoResponse {
+    axum::Json(node.ledger.entries(q.from, q.limit.min(1000)))
+}
+
+async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let tx: prag_proto::ledger::SignedTx = parse_json(&body)?;
+    let ledger = Arc::clone(&node.ledger);
+    let result = tokio::task::spawn_blocking(move || ledger.submit(tx))
+        .await
+        .map_err(|e| ApiError(NodeError::Internal(e.to_string())))?;
+    let receipt = counted(&node, result.map_err(NodeError::from))?;
+    tracing::info!(height = receipt.height, "ledger transaction committed");
+    Ok(axum::Json(receipt))
+}
+
+async fn ledger_query(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let q: serde_json::Value = parse_json(&body)?;
+    Ok(axum::Json(counted(&node, node.ledger.query(&q).map_err(NodeError::from))?))
 }

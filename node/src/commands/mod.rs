@@ -1,6 +1,7 @@
 //! One module per `prag` subcommand.
 
 pub mod collection;
+pub mod contracts;
 pub mod demo;
 pub mod embed;
 pub mod keys;

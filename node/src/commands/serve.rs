@@ -35,6 +35,13 @@ pub struct NodeArgs {
     /// Largest accepted file, in MiB.
     #[arg(long, env = "PRAG_MAX_FILE_MB", default_value_t = 64)]
     pub max_file_mb: usize,
+    /// On the network's first node, at its first start: make this account key the contracts'
+    /// admin and this node the ledger's orderer. Ignored once a ledger exists.
+    #[arg(long, env = "PRAG_ADMIN_KEY", value_name = "FILE")]
+    pub admin_key: Option<PathBuf>,
+    /// Chain id recorded in a new ledger (permits are signed for it).
+    #[arg(long, env = "PRAG_CHAIN_ID", default_value = "prag-1")]
+    pub chain_id: String,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -48,9 +55,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         chunk_tokens: args.chunk_tokens,
         chunk_overlap: args.chunk_overlap,
         max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
+        chain_id: args.chain_id.clone(),
     };
+    let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;
     runtime()?.block_on(async move {
-        let node = Node::open(config, embedder).await.context("cannot open the node")?;
+        let node = Node::open(config, embedder, admin_key.as_ref()).await.context("cannot open the node")?;
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
             .with_context(|| format!("cannot listen on {}", args.api))?;

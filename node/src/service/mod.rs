@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub chunk_overlap: usize,
     /// Largest accepted file, in bytes.
     pub max_file_bytes: usize,
+    /// Chain id of the contracts' ledger created by this node (with `admin_key`).
+    pub chain_id: String,
 }
 
 /// Every way an operation can fail, each with the HTTP status it maps to.
@@ -141,6 +143,7 @@ pub struct Node {
     pub nonces: NonceCache,
     pub(crate) started: Instant,
     pub(crate) optimize_tx: tokio::sync::mpsc::UnboundedSender<Arc<Collection>>,
+    pub ledger: Arc<crate::ledger::Ledger>,
 }
 
 impl Node {

@@ -41,7 +41,12 @@ impl std::str::FromStr for IndexChoice {
 
 impl Node {
     /// Opens (or creates) the node in `config.data_dir` and rebuilds its index.
-    pub async fn open(config: NodeConfig, embedder: Embedder) -> Result<Arc<Node>, NodeError> {
+    /// `admin_key`: on a node without a ledger yet, makes that key the contracts' admin (genesis).
+    pub async fn open(
+        config: NodeConfig,
+        embedder: Embedder,
+        admin_key: Option<&k256::ecdsa::SigningKey>,
+    ) -> Result<Arc<Node>, NodeError> {
         let data = config.data_dir.clone();
         std::fs::create_dir_all(data.join("collections"))
             .map_err(|e| internal(format!("cannot create data directory {}: {e}", data.display())))?;
@@ -62,6 +67,7 @@ impl Node {
                 Arc::new(EdgeBackend::new(&dir).map_err(internal)?)
             }
         };
+        let ledger = Arc::new(crate::ledger::Ledger::open(&data, admin_key, &config.chain_id).map_err(internal)?);
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
@@ -73,6 +79,7 @@ impl Node {
             nonces: Default::default(),
             started: Instant::now(),
             optimize_tx,
+            ledger,
         });
         node.load_collections().await?;
         tokio::spawn(super::ingest::optimizer_loop(optimize_rx));

@@ -1,0 +1,206 @@
+//! The contracts through the `prag admin` / `prag worker` commands against a real node: who may do
+//! what, API keys never stored in plaintext, bad messages refused without state change, and the
+//! ledger replayed to the same state after a SIGKILL.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+struct Cli<'a> {
+    url: &'a str,
+    dir: &'a Path,
+}
+
+impl Cli<'_> {
+    /// Runs `prag ARGS` with `--node`; returns (success, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_prag"))
+            .args(args)
+            .env("PRAG_NODE", self.url)
+            .current_dir(self.dir)
+            .output()
+            .expect("run prag");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "prag {args:?} failed: {err}");
+        out
+    }
+
+    fn refused(&self, args: &[&str], why: &str) {
+        let (ok, _, err) = self.run(args);
+        assert!(!ok, "prag {args:?} should have been refused");
+        assert!(err.contains(why), "prag {args:?}: expected {why:?} in {err}");
+    }
+
+    fn key(&self, name: &str) -> (String, String) {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["keys", "new", "--out", name, "--json"])).expect("json");
+        (
+            v["public_key"].as_str().unwrap_or_default().to_string(),
+            v["address"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+}
+
+#[test]
+fn admin_and_worker_commands_follow_the_contract_rules() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let cli0 = Cli { url: "http://127.0.0.1:1", dir };
+    let (_admin_pk, admin_addr) = cli0.key("admin.key");
+    let (sub_pk, _) = cli0.key("sub.key");
+    let (_, wallet_addr) = cli0.key("wallet.key");
+    let (worker_pk, _) = cli0.key("worker.key");
+    let (_, _) = cli0.key("stranger.key");
+
+    let data = dir.join("data");
+    let admin_key = dir.join("admin.key");
+    let mut node = NodeProcess::start(&data, &["--admin-key", admin_key.to_str().expect("utf8")]);
+    let cli = Cli { url: &node.url.clone(), dir };
+
+    let status: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
+    assert_eq!(status["admin"], admin_addr.as_str());
+    assert_eq!(status["orderer"], true);
+
+    // Subscribers: admin yes, stranger no.
+    cli.refused(&["admin", "--key", "stranger.key", "register-subscriber", &sub_pk], "only the admin");
+    cli.ok(&["admin", "--key", "admin.key", "register-subscriber", &sub_pk]);
+    let q = format!(r#"{{"subscriber_status":{{"public_key":"{sub_pk}"}}}}"#);
+    assert!(cli.ok(&["admin", "--key", "stranger.key", "query", "--json", &q]).contains("true"));
+
+    // API keys: stored hashed; the generated plaintext is shown once and found nowhere on disk.
+    let added: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "add-api-key", "--json"])).expect("json");
+    let plaintext = added["api_key"].as_str().expect("key").to_string();
+    assert!(plaintext.starts_with("sk-") && plaintext.len() == 75);
+    cli.refused(&["admin", "--key", "stranger.key", "add-api-key", "sk-mine"], "only the admin");
+    cli.refused(&["admin", "--key", "stranger.key", "list-api-keys"], "admin");
+    let listed = cli.ok(&["admin", "--key", "admin.key", "list-api-keys", "--json"]);
+    assert!(listed.contains(&prag_proto::contracts::subscription::hash_api_key(&plaintext)));
+    let on_disk = all_files(&data)
+        .into_iter()
+        .filter(|f| std::fs::read(f).unwrap_or_default().windows(plaintext.len()).any(|w| w == plaintext.as_bytes()))
+        .count();
+    assert_eq!(on_disk, 0, "plaintext API key found in the data directory");
+
+    // Workers: admin registers; wallet owner updates; worker key reports; strangers refused.
+    cli.refused(
+        &[
+            "admin",
+            "--key",
+            "stranger.key",
+            "register-worker",
+            "--ip",
+            "10.9.0.1",
+            "--wallet",
+            &wallet_addr,
+            "--type",
+            "llama",
+            "--report-text",
+            "r",
+        ],
+        "only the admin",
+    );
+    cli.ok(&[
+        "admin",
+        "--key",
+        "admin.key",
+        "register-worker",
+        "--ip",
+        "10.9.0.1",
+        "--wallet",
+        &wallet_addr,
+        "--type",
+        "llama",
+        "--report-text",
+        "dev-report",
+        "--signing-key",
+        &worker_pk,
+    ]);
+    cli.refused(
+        &[
+            "admin",
+            "--key",
+            "admin.key",
+            "register-worker",
+            "--ip",
+            "10.9.0.1",
+            "--wallet",
+            &wallet_addr,
+            "--type",
+            "x",
+            "--report-text",
+            "r",
+        ],
+        "already exists",
+    );
+    cli.refused(&["worker", "--key", "stranger.key", "set-type", "--ip", "10.9.0.1", "mistral"], "payment wallet");
+    cli.ok(&["worker", "--key", "wallet.key", "set-type", "--ip", "10.9.0.1", "mistral"]);
+    cli.refused(&["worker", "--key", "stranger.key", "liveliness", "--ip", "10.9.0.1"], "registered worker");
+    cli.ok(&["worker", "--key", "worker.key", "liveliness", "--ip", "10.9.0.1"]);
+    cli.ok(&["admin", "--key", "admin.key", "fund-epoch", "1", "1000"]);
+    let report = [
+        "worker",
+        "--key",
+        "worker.key",
+        "report-work",
+        "--ip",
+        "10.9.0.1",
+        "--report-id",
+        "r1",
+        "--epoch",
+        "1",
+        "--input-tokens",
+        "40",
+        "--output-tokens",
+        "2",
+    ];
+    cli.ok(&report);
+    cli.refused(&report, "replayed");
+    cli.ok(&["admin", "--key", "admin.key", "close-epoch", "1"]);
+    cli.refused(&["worker", "--key", "stranger.key", "claim", "1"], "not found");
+    cli.ok(&["worker", "--key", "wallet.key", "claim", "1"]);
+    cli.refused(&["worker", "--key", "wallet.key", "claim", "1"], "replayed");
+    let models = cli.ok(&["admin", "--key", "admin.key", "query", "--json", r#"{"get_models":{}}"#]);
+    assert!(models.contains("mistral"));
+
+    // Bad input: a clear error naming the problem; nothing changes; the node keeps running.
+    let before: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
+    cli.refused(&["admin", "--key", "admin.key", "exec", "--json", "{not json"], "not valid JSON");
+    cli.refused(&["admin", "--key", "admin.key", "exec", "--json", r#"{"mint":{"amount":"1"}}"#], "unknown message");
+    cli.refused(
+        &["admin", "--key", "admin.key", "exec", "--json", r#"{"fund_epoch":{"epoch":"one","amount":"5"}}"#],
+        "msg.fund_epoch",
+    );
+    cli.refused(&["admin", "--key", "admin.key", "register-subscriber", "not-a-key"], "public_key");
+    let huge = format!(r#"{{"add_api_key":{{"api_key":"{}"}}}}"#, "k".repeat(5000));
+    cli.refused(&["admin", "--key", "admin.key", "exec", "--json", &huge], "api_key");
+    let after: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
+    assert_eq!(before["height"], after["height"]);
+    assert!(node.is_running());
+
+    // SIGKILL and restart: the replayed ledger gives the same head and state.
+    node.restart();
+    let cli = Cli { url: &node.url.clone(), dir };
+    let replayed: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
+    assert_eq!(replayed["height"], after["height"]);
+    assert_eq!(replayed["head_hash"], after["head_hash"]);
+    assert!(cli.ok(&["admin", "--key", "stranger.key", "query", "--json", &q]).contains("true"));
+    let share = cli.ok(&["worker", "--key", "wallet.key", "share", "1", "--json"]);
+    assert!(share.contains(r#""amount":"1000""#) && share.contains(r#""claimed":true"#), "{share}");
+}
