@@ -50,11 +50,9 @@ pub fn normalize_msg(msg: &serde_json::Value) -> serde_json::Value {
             // refuses it with the reason, and a refused transaction is never logged.
             let valid = matches!(fields.get("api_key"), Some(serde_json::Value::String(k))
                 if crate::contracts::check_field("api_key", k, crate::contracts::MAX_FIELD_LEN).is_ok());
-            if valid {
-                if let Some(serde_json::Value::String(key)) = fields.remove("api_key") {
-                    let hash = crate::contracts::subscription::hash_api_key(&key);
-                    fields.insert("api_key_sha256".into(), serde_json::Value::String(hash));
-                }
+            if valid && let Some(serde_json::Value::String(key)) = fields.remove("api_key") {
+                let hash = crate::contracts::subscription::hash_api_key(&key);
+                fields.insert("api_key_sha256".into(), serde_json::Value::String(hash));
             }
         }
     }

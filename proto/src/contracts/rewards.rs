@@ -97,7 +97,7 @@ pub fn split(funds: u128, work: &BTreeMap<String, u128>) -> Result<BTreeMap<Stri
         remainders.push((r, wallet));
     }
     // Largest remainder first; ties to the lower address (BTreeMap order, kept by a stable sort).
-    remainders.sort_by(|a, b| b.0.cmp(&a.0));
+    remainders.sort_by_key(|r| std::cmp::Reverse(r.0));
     let left = funds - paid;
     for (_, wallet) in remainders.into_iter().take(left as usize) {
         if let Some(v) = out.get_mut(wallet) {
