@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod api;
+pub mod attest;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -1,0 +1,106 @@
+//! Verifying workers' attestation reports: Intel TDX quotes (`dcap-qvl`, offline against
+//! collateral shipped with the report) and AMD SEV-SNP reports (`sev`: ARK → ASK → VCEK, then the
+//! report's signature), and checking that a report binds the worker's request-signing key.
+//!
+//! **Binding.** A report binds key *K* when its 64-byte `report_data` equals
+//! `SHA-512("PRAG-WORKER-KEY-V1" ‖ compressed secp256k1 K)`; the worker puts that value in its
+//! quote request. Genuine reports made for anything else verify but are refused as not bound.
+//!
+//! The report a worker registers is JSON (`kind` tells which):
+//! - `{"kind":"tdx","quote":HEX,"collateral":{…Intel collateral, binary fields as hex…}}`
+//! - `{"kind":"sev-snp","report":HEX,"vcek":HEX of DER,"cert_chain":PEM of ARK and ASK}`
+
+mod snp;
+mod tdx;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+pub use snp::verify_snp;
+pub use tdx::{TdxCollateral, verify_tdx};
+
+/// Domain string of the key binding in `report_data`.
+pub const BINDING_DOMAIN: &[u8] = b"PRAG-WORKER-KEY-V1";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttestError {
+    #[error("attestation report is malformed: {0}")]
+    Malformed(String),
+    #[error("TDX quote does not verify: {0}")]
+    TdxInvalid(String),
+    #[error("SEV-SNP certificate chain does not verify (ARK → ASK → VCEK): {0}")]
+    SnpChainInvalid(String),
+    #[error("SEV-SNP report signature does not verify with the VCEK: {0}")]
+    SnpReportInvalid(String),
+    #[error("the report is genuine but not bound to this worker's key (report_data does not commit to it)")]
+    NotBound,
+}
+
+/// What a verified report says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// `tdx` or `sev-snp`.
+    pub kind: String,
+    /// TDX: the platform's TCB status (`UpToDate`, `OutOfDate`, …). SEV-SNP: `Verified`.
+    pub tcb_status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisory_ids: Vec<String>,
+    /// Hex measurements: TDX `mrtd`, `rtmr0`..`rtmr3`; SEV-SNP `measurement`.
+    pub measurements: std::collections::BTreeMap<String, String>,
+    #[serde(with = "report_data_hex")]
+    pub report_data: [u8; 64],
+}
+
+/// A registered attestation report, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AttestationReport {
+    Tdx { quote: String, collateral: TdxCollateral },
+    SevSnp { report: String, vcek: String, cert_chain: String },
+}
+
+impl AttestationReport {
+    pub fn parse(text: &str) -> Result<Self, AttestError> {
+        serde_json::from_str(text).map_err(|e| AttestError::Malformed(e.to_string()))
+    }
+
+    /// Verifies signatures and certificate chains (`now`: unix seconds, for certificate and
+    /// collateral validity).
+    pub fn verify(&self, now: u64) -> Result<Verified, AttestError> {
+        let hex_field = |name: &str, v: &str| {
+            hex::decode(v.trim()).map_err(|e| AttestError::Malformed(format!("{name} is not hex: {e}")))
+        };
+        match self {
+            AttestationReport::Tdx { quote, collateral } => verify_tdx(&hex_field("quote", quote)?, collateral, now),
+            AttestationReport::SevSnp { report, vcek, cert_chain } => {
+                verify_snp(&hex_field("report", report)?, &hex_field("vcek", vcek)?, cert_chain.as_bytes())
+            }
+        }
+    }
+}
+
+/// The `report_data` that binds `key`.
+pub fn binding_for(key: &k256::ecdsa::VerifyingKey) -> [u8; 64] {
+    let mut h = Sha512::new();
+    h.update(BINDING_DOMAIN);
+    h.update(key.to_encoded_point(true).as_bytes());
+    h.finalize().into()
+}
+
+/// Refuses a verified report that does not bind `key`.
+pub fn check_binding(verified: &Verified, key: &k256::ecdsa::VerifyingKey) -> Result<(), AttestError> {
+    if verified.report_data == binding_for(key) { Ok(()) } else { Err(AttestError::NotBound) }
+}
+
+mod report_data_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let bytes = hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)?;
+        bytes.try_into().map_err(|_| serde::de::Error::custom("expected 64 bytes"))
+    }
+}
