@@ -14,8 +14,10 @@ pub struct BatchLimits {
 }
 
 impl Default for BatchLimits {
+    /// 32 texts per pass measured fastest on 2 CPU cores (127 texts/s at ~37 tokens, against
+    /// 103/s at 128, where activations outgrow the cache); 8192 tokens fits 32 full-length texts.
     fn default() -> Self {
-        BatchLimits { token_budget: 8192, max_batch: 128 }
+        BatchLimits { token_budget: 8192, max_batch: 32 }
     }
 }
 
