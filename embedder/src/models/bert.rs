@@ -10,7 +10,7 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use crate::error::Result;
 use crate::model_dir::BertConfig;
-use crate::models::cpu_ops::{BiasAdd, BiasGelu, BiasResidual};
+use crate::models::cpu_ops::{BiasResidual, BiasThen};
 
 /// A linear layer kept as weight and bias so the bias can be fused into the next element-wise step.
 struct Dense {
@@ -185,7 +185,7 @@ impl Bert {
     }
 
     fn add_bias(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        if self.fused_cpu { x.apply_op2_no_bwd(bias, &BiasAdd) } else { x.broadcast_add(bias) }
+        if self.fused_cpu { x.apply_op2_no_bwd(bias, &BiasThen::Identity) } else { x.broadcast_add(bias) }
     }
 
     fn add_bias_residual(&self, x: &Tensor, bias: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
@@ -198,7 +198,7 @@ impl Bert {
 
     fn add_bias_activate(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
         match self.activation {
-            Activation::GeluErf if self.fused_cpu => x.apply_op2_no_bwd(bias, &BiasGelu),
+            Activation::GeluErf if self.fused_cpu => x.apply_op2_no_bwd(bias, &BiasThen::GeluErf),
             act => act.apply(&x.broadcast_add(bias)?),
         }
     }

@@ -40,37 +40,20 @@ fn rows_of<'a>(x: &'a [f32], n: usize, what: &str) -> candle_core::Result<std::s
     Ok(x.chunks_exact(n))
 }
 
-/// `gelu(x + bias)`; `x`: `[.., n]`, `bias`: `[n]`.
-pub struct BiasGelu;
-
-impl CustomOp2 for BiasGelu {
-    fn name(&self) -> &'static str {
-        "bias-gelu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1, self.name())?;
-        let b = contiguous_f32(s2, l2, self.name())?;
-        let mut out = Vec::with_capacity(x.len());
-        for row in rows_of(x, b.len(), self.name())? {
-            out.extend(row.iter().zip(b).map(|(v, bb)| gelu_erf(v + bb)));
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+/// `x + bias`, then an optional activation, in one pass; `x`: `[.., n]`, `bias`: `[n]`.
+pub enum BiasThen {
+    /// Just the bias.
+    Identity,
+    /// Exact GELU of the sum.
+    GeluErf,
 }
 
-/// `x + bias`; `x`: `[.., n]`, `bias`: `[n]`.
-pub struct BiasAdd;
-
-impl CustomOp2 for BiasAdd {
+impl CustomOp2 for BiasThen {
     fn name(&self) -> &'static str {
-        "bias-add"
+        match self {
+            BiasThen::Identity => "bias-add",
+            BiasThen::GeluErf => "bias-gelu",
+        }
     }
 
     fn cpu_fwd(
@@ -84,7 +67,11 @@ impl CustomOp2 for BiasAdd {
         let b = contiguous_f32(s2, l2, self.name())?;
         let mut out = Vec::with_capacity(x.len());
         for row in rows_of(x, b.len(), self.name())? {
-            out.extend(row.iter().zip(b).map(|(v, bb)| v + bb));
+            let sums = row.iter().zip(b).map(|(v, bb)| v + bb);
+            match self {
+                BiasThen::Identity => out.extend(sums),
+                BiasThen::GeluErf => out.extend(sums.map(gelu_erf)),
+            }
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -127,6 +127,33 @@ fn caller(node: &Node, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[
     })
 }
 
+/// A request whose signature checked out: the caller's key and the body it signed. Extracting it
+/// is the authentication step of every signed endpoint.
+struct Signed {
+    caller: VerifyingKey,
+    body: Bytes,
+}
+
+impl Signed {
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.body)
+    }
+}
+
+impl axum::extract::FromRequest<Arc<Node>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let request = axum::extract::Request::from_parts(parts.clone(), body);
+        // Through `Bytes` so the router's body limit applies.
+        let body = Bytes::from_request(request, node).await.map_err(IntoResponse::into_response)?;
+        let caller =
+            caller(node, &parts.method, &parts.uri, &parts.headers, &body).map_err(IntoResponse::into_response)?;
+        Ok(Signed { caller, body })
+    }
+}
+
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError(NodeError::BadRequest(format!("invalid request body: {e}"))))
 }
@@ -157,28 +184,16 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError(NodeError::NotFound(format!("no such endpoint: {}", uri.path())))
 }
 
-async fn list_collections(
-    State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
+async fn list_collections(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    let who = signed.caller;
     let me = prag_proto::account::public_key_hex(&who);
     let mine: Vec<_> = node.collection_infos().into_iter().filter(|c| c.owner == me).collect();
     Ok(axum::Json(mine))
 }
 
-async fn create_collection(
-    State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
-    let req: CreateCollectionRequest = parse_json(&body)?;
+async fn create_collection(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    let who = signed.caller;
+    let req: CreateCollectionRequest = signed.json()?;
     counted(&node, node.create_collection(&req.name, &who).await)?;
     let info = node.collection_infos().into_iter().find(|c| c.name == req.name);
     Ok((StatusCode::CREATED, axum::Json(info)))
@@ -187,13 +202,10 @@ async fn create_collection(
 async fn upload(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
-    let req: UploadRequest = parse_json(&body)?;
+    let who = signed.caller;
+    let req: UploadRequest = signed.json()?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(req.content_base64.as_bytes())
         .map_err(|e| ApiError(NodeError::BadRequest(format!("content_base64 is not valid base64: {e}"))))?;
@@ -204,13 +216,10 @@ async fn upload(
 async fn delete_document(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
-    let req: DeleteDocumentRequest = parse_json(&body)?;
+    let who = signed.caller;
+    let req: DeleteDocumentRequest = signed.json()?;
     let outcome = counted(&node, node.delete_document(&who, &name, req.doc_id.as_deref(), req.path.as_deref()).await)?;
     Ok(axum::Json(outcome))
 }
@@ -218,25 +227,19 @@ async fn delete_document(
 async fn query(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
-    let req: QueryRequest = parse_json(&body)?;
+    let who = signed.caller;
+    let req: QueryRequest = signed.json()?;
     Ok(axum::Json(counted(&node, node.query(&who, &name, req).await)?))
 }
 
 async fn list_documents(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&node, &method, &uri, &headers, &body)?;
+    let who = signed.caller;
     Ok(axum::Json(counted(&node, node.documents(&who, &name))?))
 }
 

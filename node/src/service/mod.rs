@@ -113,6 +113,16 @@ pub struct Collection {
 }
 
 impl Collection {
+    pub(crate) fn new(store: CollectionStore, meta: CollectionMeta, index: Arc<dyn VectorIndex>) -> Self {
+        Collection {
+            store,
+            meta,
+            index,
+            state: RwLock::new(CollectionState::default()),
+            commit: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Keyed point id of a chunk: stable across restarts and replicas, meaningless outside.
     pub(crate) fn point_id(&self, master: &MasterKey, doc_id: &str, chunk: u32) -> PointId {
         let k = master.derive(&KeyContext::new(Purpose::Mac, &self.store.id, "point-id", 0, 1));

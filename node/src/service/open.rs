@@ -122,13 +122,7 @@ impl Node {
             }
         };
         let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
-        let collection = Arc::new(Collection {
-            store,
-            meta,
-            index,
-            state: RwLock::new(CollectionState::default()),
-            commit: tokio::sync::Mutex::new(()),
-        });
+        let collection = Arc::new(Collection::new(store, meta, index));
         let mut state = CollectionState::default();
         let mut batch = Vec::new();
         let mut chunks = 0usize;
@@ -190,13 +184,7 @@ impl Node {
             .map_err(internal)?
             .map_err(internal)?;
         let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
-        let collection = Arc::new(Collection {
-            store,
-            meta,
-            index,
-            state: RwLock::new(CollectionState::default()),
-            commit: tokio::sync::Mutex::new(()),
-        });
+        let collection = Arc::new(Collection::new(store, meta, index));
         let mut all = self.collections.write();
         if all.contains_key(name) {
             return Err(NodeError::Conflict(format!("collection {name:?} already exists")));

@@ -88,6 +88,15 @@ impl ContractError {
     }
 }
 
+/// Refuses `sender` unless it is `admin`; `what` completes "only the admin may …".
+pub fn require_admin(admin: &str, sender: &Sender, what: &str) -> Result<(), ContractError> {
+    if sender.address() == admin {
+        Ok(())
+    } else {
+        Err(ContractError::unauthorized(format!("only the admin may {what}")))
+    }
+}
+
 /// Longest string accepted in any message field.
 pub const MAX_FIELD_LEN: usize = 4096;
 /// Longest attestation report (hex or base64 of a quote plus collateral).

@@ -149,11 +149,7 @@ impl State {
     }
 
     fn require_admin(&self, sender: &Sender, what: &str) -> Result<(), ContractError> {
-        if sender.address() == self.admin {
-            Ok(())
-        } else {
-            Err(ContractError::unauthorized(format!("only the admin may {what}")))
-        }
+        super::require_admin(&self.admin, sender, what)
     }
 
     /// Adds reported work (from an accepted WorkerManager `report_work`) to an open epoch.

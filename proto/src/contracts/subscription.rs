@@ -135,11 +135,7 @@ impl State {
     }
 
     fn require_admin(&self, sender: &Sender, what: &str) -> Result<(), ContractError> {
-        if sender.address() == self.admin {
-            Ok(())
-        } else {
-            Err(ContractError::unauthorized(format!("only the admin may {what}")))
-        }
+        super::require_admin(&self.admin, sender, what)
     }
 
     /// Whether `public_key` (hex or base64) is an active subscriber.

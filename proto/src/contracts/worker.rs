@@ -218,9 +218,7 @@ impl State {
     ) -> Result<Option<WorkReport>, ContractError> {
         match msg {
             ExecuteMsg::RegisterWorker { ip_address, payment_wallet, attestation_report, worker_type, signing_key } => {
-                if sender.address() != self.admin {
-                    return Err(ContractError::unauthorized("only the admin may register workers"));
-                }
+                super::require_admin(&self.admin, sender, "register workers")?;
                 check_field("ip_address", &ip_address, 256)?;
                 check_address("payment_wallet", &payment_wallet)?;
                 check_field("attestation_report", &attestation_report, MAX_REPORT_LEN)?;
