@@ -141,3 +141,49 @@ fn binding_is_sha512_of_domain_and_compressed_key() {
     let expected: [u8; 64] = h.finalize().into();
     assert_eq!(binding_for(&k), expected);
 }
+
+#[test]
+fn policy_refuses_outdated_by_default_and_names_the_failed_field() {
+    use prag_node::attest::Policy;
+    let (quote, collateral) = tdx("tdx_quote_outdated");
+    let outdated = verify_tdx(&quote, &collateral, OUTDATED_NOW).expect("verifies");
+    let default = Policy::default();
+    let e = default.check(&outdated, OUTDATED_NOW, OUTDATED_NOW).expect_err("outdated refused");
+    assert_eq!(e.field, "min_tcb_status");
+    let lenient = Policy::from_toml("min_tcb_status = \"OutOfDate\"\n").expect("toml");
+    lenient.check(&outdated, OUTDATED_NOW, OUTDATED_NOW).expect("allowed when the policy says so");
+
+    let (quote, collateral) = tdx("tdx_quote");
+    let fresh = verify_tdx(&quote, &collateral, TDX_NOW).expect("verifies");
+    default.check(&fresh, TDX_NOW, TDX_NOW).expect("UpToDate passes the default policy");
+    let pinned = Policy::from_toml(&format!("allowed_mrtd = [\"{}\"]\n", "00".repeat(48))).expect("toml");
+    assert_eq!(pinned.check(&fresh, TDX_NOW, TDX_NOW).expect_err("mrtd").field, "allowed_mrtd");
+    let exact = Policy::from_toml(&format!("allowed_mrtd = [\"{}\"]\n", fresh.measurements["mrtd"])).expect("toml");
+    exact.check(&fresh, TDX_NOW, TDX_NOW).expect("listed mrtd passes");
+    assert_eq!(default.check(&fresh, TDX_NOW - 2 * 86_400, TDX_NOW).expect_err("old").field, "max_report_age_secs");
+
+    let (report, vcek, chain) = snp();
+    let snp_v = verify_snp(&report, &vcek, &chain).expect("snp");
+    default.check(&snp_v, 0, 0).expect("any measurement by default");
+    let snp_pinned =
+        Policy::from_toml(&format!("allowed_snp_measurements = [\"{}\"]\n", "ab".repeat(48))).expect("toml");
+    assert_eq!(snp_pinned.check(&snp_v, 0, 0).expect_err("measurement").field, "allowed_snp_measurements");
+
+    assert!(Policy::from_toml("allowed_mrtd = [\"zz\"]").is_err());
+    assert!(Policy::from_toml("min_tcb_status = \"Great\"").is_err());
+    assert!(Policy::from_toml("no_such_field = 1").is_err());
+}
+
+#[test]
+fn dev_reports_bind_their_key_and_are_refused_unless_allowed() {
+    use prag_node::attest::{DEV_NOTICE, Policy};
+    let key = some_key();
+    let text = serde_json::json!({"kind": "dev", "notice": DEV_NOTICE, "signing_key": prag_proto::account::public_key_hex(&key)}).to_string();
+    let v = AttestationReport::parse(&text).expect("parse").verify(0).expect("dev verifies");
+    assert_eq!(v.kind, "dev");
+    check_binding(&v, &key).expect("bound to its key");
+    assert_eq!(Policy::default().check(&v, 0, 0).expect_err("dev refused").field, "allow_dev");
+    Policy::from_toml("allow_dev = true").expect("toml").check(&v, 0, 0).expect("dev allowed");
+    let disguised = serde_json::json!({"kind": "dev", "notice": "genuine TDX quote", "signing_key": prag_proto::account::public_key_hex(&key)}).to_string();
+    assert!(AttestationReport::parse(&disguised).expect("parse").verify(0).is_err());
+}

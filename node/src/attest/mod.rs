@@ -9,13 +9,17 @@
 //! The report a worker registers is JSON (`kind` tells which):
 //! - `{"kind":"tdx","quote":HEX,"collateral":{…Intel collateral, binary fields as hex…}}`
 //! - `{"kind":"sev-snp","report":HEX,"vcek":HEX of DER,"cert_chain":PEM of ARK and ASK}`
+//! - `{"kind":"dev","notice":"DEVELOPMENT REPORT - NOT A HARDWARE QUOTE","signing_key":HEX}` for
+//!   machines without a TEE; accepted only by a policy that allows development reports.
 
+mod policy;
 mod snp;
 mod tdx;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
+pub use policy::{Policy, PolicyError, TcbStatus};
 pub use snp::verify_snp;
 pub use tdx::{TdxCollateral, verify_tdx};
 
@@ -55,9 +59,24 @@ pub struct Verified {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum AttestationReport {
-    Tdx { quote: String, collateral: TdxCollateral },
-    SevSnp { report: String, vcek: String, cert_chain: String },
+    Tdx {
+        quote: String,
+        collateral: TdxCollateral,
+    },
+    SevSnp {
+        report: String,
+        vcek: String,
+        cert_chain: String,
+    },
+    /// A self-describing development report: it proves nothing and says so.
+    Dev {
+        notice: String,
+        signing_key: String,
+    },
 }
+
+/// The notice every development report must carry, word for word.
+pub const DEV_NOTICE: &str = "DEVELOPMENT REPORT - NOT A HARDWARE QUOTE";
 
 impl AttestationReport {
     pub fn parse(text: &str) -> Result<Self, AttestError> {
@@ -74,6 +93,20 @@ impl AttestationReport {
             AttestationReport::Tdx { quote, collateral } => verify_tdx(&hex_field("quote", quote)?, collateral, now),
             AttestationReport::SevSnp { report, vcek, cert_chain } => {
                 verify_snp(&hex_field("report", report)?, &hex_field("vcek", vcek)?, cert_chain.as_bytes())
+            }
+            AttestationReport::Dev { notice, signing_key } => {
+                if notice != DEV_NOTICE {
+                    return Err(AttestError::Malformed(format!("a dev report's notice must read {DEV_NOTICE:?}")));
+                }
+                let key = prag_proto::account::parse_public_key(signing_key)
+                    .map_err(|e| AttestError::Malformed(format!("signing_key: {e}")))?;
+                Ok(Verified {
+                    kind: "dev".into(),
+                    tcb_status: "Development".into(),
+                    advisory_ids: Vec::new(),
+                    measurements: Default::default(),
+                    report_data: binding_for(&key),
+                })
             }
         }
     }
