@@ -48,14 +48,11 @@ fn bench_device(c: &mut Criterion, device: DeviceSpec, dtype: DTypeSpec, batches
 }
 
 fn benches(c: &mut Criterion) {
-    // Same setting as `prag` (see node/src/main.rs): one matmul thread per model worker.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: set before the embedder starts its threads; criterion runs benches on this thread.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
-        }
-    }
+    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        prag_embedder::use_one_matmul_thread_per_worker()
+    };
     bench_device(c, DeviceSpec::Cpu, DTypeSpec::F32, &[1, 8, 32, 128], TEXTS);
     if cfg!(feature = "cuda") {
         for dtype in [DTypeSpec::F32, DTypeSpec::F16, DTypeSpec::BF16] {

@@ -19,13 +19,11 @@ fn document(round: u64, i: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: set before any thread is started (see node/src/main.rs for why).
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
-        }
-    }
+    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        prag_embedder::use_one_matmul_thread_per_worker()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let mut cfg = EmbedderConfig::new(model_dir());
     cfg.device = DeviceSpec::Cpu;

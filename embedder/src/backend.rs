@@ -1,8 +1,6 @@
 //! The model behind an interface: a padded batch of token ids in, one normalised vector per text out.
 //! Workers in [`crate::runtime`] own a backend and know nothing about which one it is.
 
-use std::path::Path;
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
@@ -105,9 +103,4 @@ impl Backend for CandleBackend {
     fn dimension(&self) -> usize {
         self.dimension
     }
-}
-
-/// Checks only that a path looks like a model directory, for early CLI errors.
-pub fn looks_like_model_dir(dir: &Path) -> bool {
-    dir.join(WEIGHTS).is_file()
 }

@@ -188,6 +188,23 @@ impl Embedder {
 /// of the embedding table; BERT's `[PAD]` is 0.
 const PAD_ID: u32 = 0;
 
+/// Makes candle's CPU matmul run on the calling thread unless `RAYON_NUM_THREADS` is already set.
+///
+/// candle reads `RAYON_NUM_THREADS` on every matmul and otherwise fans out over all cores. The
+/// embedder already runs one model worker per core, each on its own batch, and that measured
+/// faster with single-threaded matmuls (131 vs 116 texts/s on 2 cores).
+///
+/// # Safety
+/// Sets an environment variable: call it before the process starts any other thread (first thing
+/// in `main`, or before a benchmark loads an embedder).
+#[allow(unsafe_code)]
+pub unsafe fn use_one_matmul_thread_per_worker() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
 /// Cosine similarity of two vectors (for tests and tools; stored vectors are normalised).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

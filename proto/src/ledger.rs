@@ -156,13 +156,19 @@ pub enum ContractMsg {
     IssueChallenge,
 }
 
+/// The name of a CosmWasm-style message: the only key of a JSON object. `field` and `noun` word
+/// the error ("msg"/"message", "query"/"query").
+fn message_name(v: &serde_json::Value, field: &str, noun: &str) -> Result<String, ContractError> {
+    match v.as_object() {
+        Some(m) if m.len() == 1 => Ok(m.keys().next().cloned().unwrap_or_default()),
+        _ => Err(ContractError::invalid(field, format!("expected an object with exactly one {noun} name"))),
+    }
+}
+
 impl ContractMsg {
     /// Parses an execute message in the published JSON shape; the error names the problem.
     pub fn parse(v: &serde_json::Value) -> Result<Self, ContractError> {
-        let name = match v.as_object() {
-            Some(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
-            _ => return Err(ContractError::invalid("msg", "expected an object with exactly one message name")),
-        };
+        let name = message_name(v, "msg", "message")?;
         let bad = |e: serde_json::Error| ContractError::invalid(format!("msg.{name}"), e.to_string());
         match name.as_str() {
             "register_subscriber"
@@ -197,10 +203,7 @@ pub enum ContractQuery {
 
 impl ContractQuery {
     pub fn parse(v: &serde_json::Value) -> Result<Self, ContractError> {
-        let name = match v.as_object() {
-            Some(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
-            _ => return Err(ContractError::invalid("query", "expected an object with exactly one query name")),
-        };
+        let name = message_name(v, "query", "query")?;
         let bad = |e: serde_json::Error| ContractError::invalid(format!("query.{name}"), e.to_string());
         match name.as_str() {
             "subscriber_status" | "api_keys_with_permit" => {
