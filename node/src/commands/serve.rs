@@ -19,9 +19,14 @@ pub struct NodeArgs {
     pub api: SocketAddr,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Vector index: `embedded` (qdrant-edge in process) or `qdrant=URL`.
+    /// Vector index: `embedded` (qdrant-edge in process) or `qdrant=URL` (a Qdrant server's gRPC
+    /// address, e.g. qdrant=http://127.0.0.1:6334; vectors are sent rotated by a per-collection
+    /// secret, points carry no payload).
     #[arg(long, env = "PRAG_INDEX", default_value = "embedded")]
     pub index: IndexChoice,
+    /// API key of the Qdrant server, if it requires one.
+    #[arg(long, env = "PRAG_QDRANT_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
     /// Where the embedded index keeps its live files; must be memory-backed (tmpfs), since they
     /// hold vectors in the clear. Default: a directory in /dev/shm.
     #[arg(long, env = "PRAG_INDEX_DIR", value_name = "DIR")]
@@ -47,8 +52,9 @@ pub struct NodeArgs {
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let embedder = args.model.load(false)?;
     let mut index = args.index.clone();
-    let IndexChoice::Embedded { dir } = &mut index;
-    *dir = args.index_dir.clone();
+    if let IndexChoice::Embedded { dir } = &mut index {
+        *dir = args.index_dir.clone();
+    }
     let config = NodeConfig {
         data_dir: args.data.clone(),
         index,
@@ -59,7 +65,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;
     runtime()?.block_on(async move {
-        let node = Node::open(config, embedder, admin_key.as_ref()).await.context("cannot open the node")?;
+        let node = Node::open_with(config, embedder, admin_key.as_ref(), args.qdrant_api_key.as_deref()).await.context("cannot open the node")?;
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
             .with_context(|| format!("cannot listen on {}", args.api))?;

@@ -52,7 +52,7 @@ impl IndexBackend for EdgeBackend {
         format!("embedded qdrant-edge ({})", self.root.display())
     }
 
-    fn open(&self, cid: &str, dim: usize) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    fn open(&self, cid: &str, dim: usize, _secret: &[u8; 32]) -> Result<Arc<dyn VectorIndex>, IndexError> {
         let path = self.root.join(cid);
         std::fs::create_dir_all(&path)
             .map_err(|e| IndexError::Dir { path: path.display().to_string(), reason: e.to_string() })?;

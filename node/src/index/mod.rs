@@ -1,12 +1,16 @@
 //! The vector index behind one interface. Ingest and query never name a vector engine: they use
-//! [`VectorIndex`]; `edge` runs Qdrant's engine in process.
+//! [`VectorIndex`]; `edge` runs Qdrant's engine in process, `remote` uses a Qdrant server (vectors
+//! rotated by a secret per collection, see `rotation`).
 //!
 //! The index is derived state: every vector also lives sealed in the store, and the node rebuilds
 //! the index from the store at start. The embedded engine keeps its live files on memory-backed
 //! storage (`/dev/shm` by default), never in the data directory.
 
 pub mod edge;
+pub mod remote;
+pub mod rotation;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// A point id: a keyed hash of (collection, document, chunk), stable across restarts.
@@ -34,6 +38,12 @@ pub trait IndexWrite {
     /// Builds/merges index structures; returns whether anything changed. Slow; run off the
     /// request path.
     fn optimize(&self) -> Result<bool, IndexError>;
+    /// Drops every point not in `live` (the store's points after a restart); returns how many.
+    /// An index rebuilt empty at each start has nothing to drop.
+    fn prune(&self, live: &HashSet<PointId>) -> Result<usize, IndexError> {
+        let _ = live;
+        Ok(0)
+    }
 }
 
 /// Reads from one collection's index.
@@ -50,5 +60,6 @@ impl<T: IndexRead + IndexWrite + Send + Sync> VectorIndex for T {}
 pub trait IndexBackend: Send + Sync {
     fn name(&self) -> String;
     /// Opens (creating if needed) the index of collection `cid` for `dim`-dimensional vectors.
-    fn open(&self, cid: &str, dim: usize) -> Result<Arc<dyn VectorIndex>, IndexError>;
+    /// `secret` is the collection's index key (for a backend that transforms what it sends away).
+    fn open(&self, cid: &str, dim: usize, secret: &[u8; 32]) -> Result<Arc<dyn VectorIndex>, IndexError>;
 }

@@ -10,9 +10,10 @@ use parking_lot::RwLock;
 use prag_embedder::Embedder;
 
 use super::{ChunkRef, Collection, CollectionState, DocEntry, Node, NodeConfig, NodeError, internal};
-use crate::crypto::MasterKey;
+use crate::crypto::{KeyContext, MasterKey, Purpose};
 use crate::index::IndexBackend;
 use crate::index::edge::EdgeBackend;
+use crate::index::remote::RemoteBackend;
 use crate::metrics::Metrics;
 use crate::store::collection::list_dirs;
 use crate::store::{CollectionMeta, CollectionStore};
@@ -22,6 +23,8 @@ use crate::store::{CollectionMeta, CollectionStore};
 pub enum IndexChoice {
     /// qdrant-edge in process, its live files under `dir` (default: a directory in /dev/shm).
     Embedded { dir: Option<PathBuf> },
+    /// A Qdrant server at `url` (its gRPC port); vectors are rotated by a per-collection secret.
+    Remote { url: String },
 }
 
 impl std::str::FromStr for IndexChoice {
@@ -30,10 +33,15 @@ impl std::str::FromStr for IndexChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "embedded" => Ok(IndexChoice::Embedded { dir: None }),
-            other if other.starts_with("qdrant=") => Err(
-                "--index qdrant=URL (a remote Qdrant server) is not available in this build yet; use --index embedded"
-                    .to_string(),
-            ),
+            other if other.starts_with("qdrant=") => {
+                let url = &other["qdrant=".len()..];
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "--index qdrant=URL needs the server's gRPC address, e.g. qdrant=http://127.0.0.1:6334; got {url:?}"
+                    ));
+                }
+                Ok(IndexChoice::Remote { url: url.to_string() })
+            }
             other => Err(format!("unknown index {other:?}: expected `embedded` or `qdrant=URL`")),
         }
     }
@@ -46,6 +54,16 @@ impl Node {
         config: NodeConfig,
         embedder: Embedder,
         admin_key: Option<&k256::ecdsa::SigningKey>,
+    ) -> Result<Arc<Node>, NodeError> {
+        Self::open_with(config, embedder, admin_key, None).await
+    }
+
+    /// [`Node::open`] with the remote index's API key (`--qdrant-api-key`), if it needs one.
+    pub async fn open_with(
+        config: NodeConfig,
+        embedder: Embedder,
+        admin_key: Option<&k256::ecdsa::SigningKey>,
+        qdrant_api_key: Option<&str>,
     ) -> Result<Arc<Node>, NodeError> {
         let data = config.data_dir.clone();
         std::fs::create_dir_all(data.join("collections"))
@@ -66,6 +84,7 @@ impl Node {
                 };
                 Arc::new(EdgeBackend::new(&dir).map_err(internal)?)
             }
+            IndexChoice::Remote { url } => Arc::new(RemoteBackend::connect(url, qdrant_api_key).await.map_err(internal)?),
         };
         let ledger = Arc::new(crate::ledger::Ledger::open(&data, admin_key, &config.chain_id).map_err(internal)?);
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -121,7 +140,7 @@ impl Node {
                 return Ok(None);
             }
         };
-        let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
+        let index = self.open_index(&store.id)?;
         let collection = Arc::new(Collection::new(store, meta, index));
         let mut state = CollectionState::default();
         let mut batch = Vec::new();
@@ -160,13 +179,18 @@ impl Node {
                 .insert(doc_id, DocEntry { path: doc.header.path, fingerprint: doc.header.fingerprint, point_ids });
         }
         collection.index.upsert(batch).map_err(internal)?;
+        let live: std::collections::HashSet<u64> = state.points.keys().copied().collect();
+        let pruned = collection.index.prune(&live).map_err(internal)?;
+        if pruned > 0 {
+            tracing::info!(collection = %collection.meta.name, points = pruned, "removed stale points from the index");
+        }
         let docs = state.docs.len();
         *collection.state.write() = state;
         Ok(Some((collection, docs, chunks)))
     }
 
     /// Creates a collection owned by `owner` (hex public key).
-    pub async fn create_collection(&self, name: &str, owner: &k256::ecdsa::VerifyingKey) -> Result<(), NodeError> {
+    pub async fn create_collection(self: &Arc<Self>, name: &str, owner: &k256::ecdsa::VerifyingKey) -> Result<(), NodeError> {
         validate_collection_name(name)?;
         if self.collections.read().contains_key(name) {
             return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
@@ -183,7 +207,10 @@ impl Node {
             .await
             .map_err(internal)?
             .map_err(internal)?;
-        let index = self.index.open(&store.id, self.embedder.info().dimension).map_err(internal)?;
+        let index = {
+            let (node, cid) = (Arc::clone(self), store.id.clone());
+            tokio::task::spawn_blocking(move || node.open_index(&cid)).await.map_err(internal)??
+        };
         let collection = Arc::new(Collection::new(store, meta, index));
         let mut all = self.collections.write();
         if all.contains_key(name) {
@@ -192,6 +219,14 @@ impl Node {
         all.insert(name.to_string(), collection);
         tracing::info!(collection = name, "collection created");
         Ok(())
+    }
+}
+
+impl Node {
+    /// Opens collection `cid`'s index, handing the backend the collection's index key.
+    fn open_index(&self, cid: &str) -> Result<Arc<dyn crate::index::VectorIndex>, NodeError> {
+        let key = self.master.derive(&KeyContext::new(Purpose::Rotation, cid, "", 0, 1));
+        self.index.open(cid, self.embedder.info().dimension, key.expose()).map_err(internal)
     }
 }
 
