@@ -107,6 +107,36 @@ pub enum CollectionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let a subscriber's attested workers query a collection (owner only).
+    Grant {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long, short)]
+        collection: String,
+        /// The subscriber's public key (hex, compressed secp256k1).
+        subscriber: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop letting a subscriber's workers query a collection (owner only).
+    Revoke {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long, short)]
+        collection: String,
+        subscriber: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the subscribers granted access to a collection (owner only).
+    Grants {
+        #[command(flatten)]
+        conn: NodeConn,
+        #[arg(long, short)]
+        collection: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

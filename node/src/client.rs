@@ -88,3 +88,48 @@ pub fn segment(s: &str) -> String {
         })
         .collect()
 }
+
+/// What a worker asks for.
+#[derive(Debug, Clone)]
+pub struct WorkerQuery {
+    pub collection: String,
+    pub text: String,
+    pub k: usize,
+    /// Hex public key of the subscriber the worker acts for.
+    pub subscriber: String,
+    pub api_key: Option<String>,
+}
+
+impl NodeClient {
+    /// This node's id (its `/v1/status`), the audience a worker's request must name.
+    pub async fn node_id(&self) -> anyhow::Result<String> {
+        let status: prag_proto::api::NodeStatus = self.get("/v1/status").await?;
+        if status.node_id.is_empty() {
+            bail!("the node at {} reports no node id (an older node?)", self.base);
+        }
+        Ok(status.node_id)
+    }
+
+    /// A worker's retrieval: signs with this client's key (the worker's), sends a fresh X25519
+    /// public key, and opens the sealed answer with its secret half.
+    pub async fn worker_query(&self, audience: &str, q: &WorkerQuery) -> anyhow::Result<prag_proto::api::WorkerAnswer> {
+        let ephemeral = crate::sealed::EphemeralKey::generate()?;
+        let mut id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+        let request_id = hex::encode(id);
+        let req = prag_proto::api::WorkerQueryRequest {
+            collection: q.collection.clone(),
+            text: q.text.clone(),
+            k: q.k,
+            subscriber: q.subscriber.clone(),
+            api_key: q.api_key.clone(),
+            audience: audience.to_string(),
+            request_id: request_id.clone(),
+            ephemeral_public_key: ephemeral.public_hex(),
+        };
+        let sealed: prag_proto::api::SealedAnswer = self.post("/v1/worker/query", &req).await?;
+        let plain = ephemeral.open(&sealed, audience, &request_id).context("cannot open the node's sealed answer")?;
+        serde_json::from_slice(&plain).context("the sealed answer does not hold a valid answer")
+    }
+}

@@ -40,6 +40,10 @@ pub enum Purpose {
     Mac,
     /// The secret rotation of vectors sent to a remote index.
     Rotation,
+    /// Lines of the audit log.
+    Audit,
+    /// Collection access grants.
+    Grants,
 }
 
 impl Purpose {
@@ -51,6 +55,8 @@ impl Purpose {
             Purpose::ChunkVector => b"chunk-vector",
             Purpose::Mac => b"mac",
             Purpose::Rotation => b"rotation",
+            Purpose::Audit => b"audit",
+            Purpose::Grants => b"grants",
         }
     }
 }

@@ -311,6 +311,11 @@ impl Ledger {
         self.lock().state.clone()
     }
 
+    /// Reads the contracts' state without copying it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&LedgerState) -> R) -> R {
+        f(&self.lock().state)
+    }
+
     /// Entries from `from` on, at most `limit` (for replication and inspection).
     pub fn entries(&self, from: u64, limit: usize) -> Vec<Entry> {
         let inner = self.lock();

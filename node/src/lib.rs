@@ -2,6 +2,7 @@
 
 #![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used, clippy::panic))]
 
+pub mod access;
 pub mod account;
 pub mod api;
 pub mod attest;
@@ -16,5 +17,6 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod sealed;
 pub mod service;
 pub mod store;

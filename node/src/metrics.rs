@@ -68,6 +68,8 @@ pub struct Metrics {
     pub ingest_seconds: Histogram,
     pub deleted_documents: AtomicU64,
     pub integrity_errors: AtomicU64,
+    pub worker_queries: AtomicU64,
+    pub worker_query_seconds: Histogram,
     refusals: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -109,6 +111,12 @@ impl Metrics {
             "Stored ciphertexts that failed authentication.",
             get(&self.integrity_errors),
         );
+        counter(
+            &mut out,
+            "prag_worker_queries_total",
+            "Retrieval requests served to attested workers.",
+            get(&self.worker_queries),
+        );
         let _ = writeln!(
             out,
             "# HELP prag_refusals_total Requests refused, by reason.\n# TYPE prag_refusals_total counter"
@@ -118,6 +126,11 @@ impl Metrics {
         }
         self.query_seconds.render(&mut out, "prag_query_seconds", "Query latency, embedding included.");
         self.ingest_seconds.render(&mut out, "prag_ingest_seconds", "Latency of one uploaded file's ingest.");
+        self.worker_query_seconds.render(
+            &mut out,
+            "prag_worker_query_seconds",
+            "Latency of a served worker request, checks and sealing included.",
+        );
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -66,8 +66,12 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
 
     let data = dir.join("data");
     let admin_key = dir.join("admin.key");
-    let mut node = NodeProcess::start(&data, &["--admin-key", admin_key.to_str().expect("utf8")]);
+    let mut node =
+        NodeProcess::start(&data, &["--admin-key", admin_key.to_str().expect("utf8"), "--attestation", "dev"]);
     let cli = Cli { url: &node.url.clone(), dir };
+    std::fs::write(dir.join("worker.report"), cli.ok(&["worker", "--key", "worker.key", "dev-report"])).expect("report");
+    std::fs::write(dir.join("stranger.report"), cli.ok(&["worker", "--key", "stranger.key", "dev-report"]))
+        .expect("report");
 
     let status: serde_json::Value =
         serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
@@ -113,22 +117,28 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
         ],
         "only the admin",
     );
-    cli.ok(&[
-        "admin",
-        "--key",
-        "admin.key",
-        "register-worker",
-        "--ip",
-        "10.9.0.1",
-        "--wallet",
-        &wallet_addr,
-        "--type",
-        "llama",
-        "--report-text",
-        "dev-report",
-        "--signing-key",
-        &worker_pk,
-    ]);
+    let register = |report: &str| {
+        vec![
+            "admin".to_string(),
+            "--key".into(),
+            "admin.key".into(),
+            "register-worker".into(),
+            "--ip".into(),
+            "10.9.0.1".into(),
+            "--wallet".into(),
+            wallet_addr.clone(),
+            "--type".into(),
+            "llama".into(),
+            "--report".into(),
+            report.into(),
+            "--signing-key".into(),
+            worker_pk.clone(),
+        ]
+    };
+    // The attestation gate: a file that is not a report, and a genuine dev report for another key.
+    cli.refused(&strs(&register("worker.key")), "attestation");
+    cli.refused(&strs(&register("stranger.report")), "does not bind");
+    cli.ok(&strs(&register("worker.report")));
     cli.refused(
         &[
             "admin",
@@ -141,8 +151,10 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
             &wallet_addr,
             "--type",
             "x",
-            "--report-text",
-            "r",
+            "--report",
+            "worker.report",
+            "--signing-key",
+            &worker_pk,
         ],
         "already exists",
     );
@@ -203,4 +215,8 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
     assert!(cli.ok(&["admin", "--key", "stranger.key", "query", "--json", &q]).contains("true"));
     let share = cli.ok(&["worker", "--key", "wallet.key", "share", "1", "--json"]);
     assert!(share.contains(r#""amount":"1000""#) && share.contains(r#""claimed":true"#), "{share}");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }

@@ -151,4 +151,127 @@ pub struct NodeStatus {
     pub ingested_documents: u64,
     /// Bytes under the data directory.
     pub disk_bytes: u64,
+    /// This node's id: the audience a worker's request must name.
+    #[serde(default)]
+    pub node_id: String,
+    #[serde(default)]
+    pub attestation: AttestationStatus,
+    /// Retrieval served to workers, per worker and subscriber (for `report_work`).
+    #[serde(default)]
+    pub worker_usage: Vec<WorkerUsage>,
+    /// Refusals by reason since start.
+    #[serde(default)]
+    pub refusals: std::collections::BTreeMap<String, u64>,
+}
+
+/// How this node judges workers' attestation reports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AttestationStatus {
+    /// `hardware` (TDX / SEV-SNP reports only) or `dev` (development reports accepted too).
+    pub mode: String,
+    /// Where the policy comes from: a file path, or `built-in default`.
+    pub policy_source: String,
+    pub min_tcb_status: String,
+    pub max_report_age_secs: u64,
+    /// Registered workers whose reports pass under the current policy, and those that do not.
+    pub workers_accepted: u64,
+    pub workers_refused: u64,
+    /// Most recent liveliness answer a worker may rely on, in seconds.
+    pub max_liveliness_age_secs: u64,
+}
+
+/// Retrieval served to one worker for one subscriber.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerUsage {
+    /// The worker's registered address.
+    pub worker: String,
+    /// Hex public key of the subscriber it acted for.
+    pub subscriber: String,
+    pub requests: u64,
+    pub chunks: u64,
+    /// Tokens (the node's model's tokenizer) of the chunk text returned.
+    pub tokens: u64,
+}
+
+/// `POST /v1/collections/{name}/grants` and `.../grants/revoke`: allow (or stop allowing) a
+/// subscriber's workers to query the collection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// Hex compressed secp256k1 public key of the subscriber.
+    pub subscriber: String,
+}
+
+/// The subscribers a collection's owner allows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantsResponse {
+    pub collection: String,
+    pub subscribers: Vec<String>,
+}
+
+/// `POST /v1/worker/query`, signed by the worker's registered signing key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerQueryRequest {
+    pub collection: String,
+    pub text: String,
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Hex public key of the subscriber the worker acts for.
+    pub subscriber: String,
+    /// The subscriber's API key, when it authorises by key rather than by subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The node this request is meant for (its `node_id`): a request sent to one node cannot be
+    /// replayed at another.
+    pub audience: String,
+    /// Random hex id chosen by the worker; bound into the answer's encryption.
+    pub request_id: String,
+    /// Hex of the worker's fresh X25519 public key for this request: the answer is sealed to it.
+    pub ephemeral_public_key: String,
+}
+
+/// The answer to a worker: [`WorkerAnswer`] JSON sealed to the request's ephemeral key
+/// (X25519, HKDF-SHA256, AES-256-GCM; see the node's `sealed` module).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealedAnswer {
+    pub node_id: String,
+    pub request_id: String,
+    /// Hex of the node's fresh X25519 public key.
+    pub encapsulated_key: String,
+    /// Hex, 12 bytes.
+    pub nonce: String,
+    /// Base64 of the AES-256-GCM ciphertext and tag.
+    pub ciphertext: String,
+}
+
+/// What a sealed answer holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerAnswer {
+    pub collection: String,
+    pub hits: Vec<Hit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<ChunkError>,
+}
+
+/// One line of a node's audit log (no request text, no keys).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub time: u64,
+    /// `refused`, `served`, `grant`, `revoke`, `register_refused`, `policy`.
+    pub event: String,
+    /// The refusal reason's code, or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Hex public key of whoever signed the request, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subscriber: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub collection: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }

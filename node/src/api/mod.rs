@@ -12,6 +12,12 @@
 //! | POST | /v1/collections/{name}/documents | yes | upload one file |
 //! | POST | /v1/collections/{name}/documents/delete | yes | delete one document |
 //! | POST | /v1/collections/{name}/query | yes | top-k retrieval |
+//! | GET | /v1/collections/{name}/grants | yes | subscribers granted access (owner only) |
+//! | POST | /v1/collections/{name}/grants | yes | grant a subscriber's workers access (owner only) |
+//! | POST | /v1/collections/{name}/grants/revoke | yes | revoke a grant (owner only) |
+//! | POST | /v1/worker/query | worker key | attested worker's retrieval; answer sealed to its ephemeral key |
+//! | GET | /v1/worker/usage | worker key | what this node served the worker, per subscriber |
+//! | GET | /v1/audit?limit=N | operator | audit log, newest first |
 //! | GET | /v1/ledger/status | no | ledger height, head, admin, orderer, damage found at start |
 //! | GET | /v1/ledger/entries?from=N&limit=M | no | log entries (replication, inspection) |
 //! | POST | /v1/ledger/tx | tx-signed | submit a signed contract transaction |
@@ -28,7 +34,8 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{
-    CreateCollectionRequest, DeleteDocumentRequest, ErrorBody, QueryRequest, UploadRequest, UploadResponse,
+    CreateCollectionRequest, DeleteDocumentRequest, ErrorBody, GrantRequest, QueryRequest, UploadRequest,
+    UploadResponse,
 };
 use prag_proto::auth::{self, SignatureHeaders};
 use serde::de::DeserializeOwned;
@@ -49,6 +56,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/collections/{name}/documents", post(upload).get(list_documents))
         .route("/v1/collections/{name}/documents/delete", post(delete_document))
         .route("/v1/collections/{name}/query", post(query))
+        .route("/v1/collections/{name}/grants", get(list_grants).post(grant))
+        .route("/v1/collections/{name}/grants/revoke", post(revoke_grant))
+        .route("/v1/worker/query", post(worker_query))
+        .route("/v1/worker/usage", get(worker_usage))
+        .route("/v1/audit", get(audit))
         .route("/v1/ledger/status", get(ledger_status))
         .route("/v1/ledger/entries", get(ledger_entries))
         .route("/v1/ledger/tx", post(ledger_tx))
@@ -89,37 +101,33 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str>
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The four signature headers, or which one is missing or malformed.
+fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders, auth::AuthError> {
+    let get = |name: &'static str| header_str(headers, name).ok_or(auth::AuthError::Missing(name));
+    let pubkey = get(auth::HEADER_PUBKEY)?;
+    let timestamp = get(auth::HEADER_TIMESTAMP)?;
+    let nonce = get(auth::HEADER_NONCE)?;
+    let signature = get(auth::HEADER_SIGNATURE)?;
+    let timestamp = timestamp.parse::<u64>().map_err(|_| auth::AuthError::Malformed(auth::HEADER_TIMESTAMP))?;
+    Ok(SignatureHeaders {
+        pubkey: pubkey.to_string(),
+        timestamp,
+        nonce: nonce.to_string(),
+        signature: signature.to_string(),
+    })
+}
+
+fn signed_path(uri: &Uri) -> &str {
+    uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path())
+}
+
 /// Authenticates a request; counts and returns the refusal otherwise.
 fn caller(node: &Node, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<VerifyingKey, ApiError> {
-    let parsed = (|| {
-        let pubkey = header_str(headers, auth::HEADER_PUBKEY)?;
-        let timestamp = header_str(headers, auth::HEADER_TIMESTAMP)?;
-        let nonce = header_str(headers, auth::HEADER_NONCE)?;
-        let signature = header_str(headers, auth::HEADER_SIGNATURE)?;
-        Some((pubkey, timestamp, nonce, signature))
-    })();
-    let missing = [auth::HEADER_PUBKEY, auth::HEADER_TIMESTAMP, auth::HEADER_NONCE, auth::HEADER_SIGNATURE]
-        .into_iter()
-        .find(|h| !headers.contains_key(*h))
-        .unwrap_or(auth::HEADER_SIGNATURE);
-    let headers = match parsed {
-        Some((pubkey, ts, nonce, signature)) => match ts.parse::<u64>() {
-            Ok(timestamp) => Some(SignatureHeaders {
-                pubkey: pubkey.to_string(),
-                timestamp,
-                nonce: nonce.to_string(),
-                signature: signature.to_string(),
-            }),
-            Err(_) => {
-                let e = NodeError::Unauthorized(auth::AuthError::Malformed(auth::HEADER_TIMESTAMP));
-                node.metrics.refuse(e.code());
-                return Err(ApiError(e));
-            }
-        },
-        None => None,
-    };
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
-    crate::auth::authenticate(&node.nonces, headers, missing, method.as_str(), path, body).map_err(|e| {
+    let result = signature_headers(headers).and_then(|h| {
+        let missing = auth::HEADER_SIGNATURE;
+        crate::auth::authenticate(&node.nonces, Some(h), missing, method.as_str(), signed_path(uri), body)
+    });
+    result.map_err(|e| {
         let e = NodeError::Unauthorized(e);
         node.metrics.refuse(e.code());
         tracing::warn!(reason = e.code(), path = uri.path(), "request refused");
@@ -243,6 +251,58 @@ async fn list_documents(
     Ok(axum::Json(counted(&node, node.documents(&who, &name))?))
 }
 
+async fn list_grants(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(counted(&node, node.grants(&signed.caller, &name))?))
+}
+
+async fn grant(State(node): State<Arc<Node>>, Path(name): Path<String>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    let req: GrantRequest = signed.json()?;
+    Ok(axum::Json(counted(&node, node.set_grant(&signed.caller, &name, &req.subscriber, true).await)?))
+}
+
+async fn revoke_grant(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: GrantRequest = signed.json()?;
+    Ok(axum::Json(counted(&node, node.set_grant(&signed.caller, &name, &req.subscriber, false).await)?))
+}
+
+/// The worker path authenticates inside the node, so that every refusal (unsigned, stale,
+/// replayed included) goes through the same decision and the same audit log.
+async fn worker_query(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    match node.worker_query(signature_headers(&headers), method.as_str(), signed_path(&uri), &body).await {
+        Ok(sealed) => axum::Json(sealed).into_response(),
+        Err(refusal) => {
+            let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+            (status, axum::Json(ErrorBody { error: refusal.to_string(), code: refusal.code().to_string() })).into_response()
+        }
+    }
+}
+
+async fn worker_usage(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(counted(&node, node.worker_usage(&signed.caller))?))
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+async fn audit(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+    signed: Signed,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(counted(&node, node.audit_entries(&signed.caller, q.limit.min(2000)))?))
+}
+
 impl From<crate::ledger::LedgerError> for NodeError {
     fn from(e: crate::ledger::LedgerError) -> Self {
         use crate::ledger::LedgerError as L;
@@ -284,6 +344,7 @@ async fn ledger_entries(
 
 async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let tx: prag_proto::ledger::SignedTx = parse_json(&body)?;
+    counted(&node, node.check_transaction(&tx))?;
     let ledger = Arc::clone(&node.ledger);
     let result = tokio::task::spawn_blocking(move || ledger.submit(tx))
         .await

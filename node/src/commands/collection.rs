@@ -1,7 +1,8 @@
-//! `prag collection create | list`, `prag doc delete`, `prag status`.
+//! `prag collection create | list | grant | revoke | grants`, `prag doc delete`, `prag status`.
 
 use prag_proto::api::{
-    CollectionInfo, CreateCollectionRequest, DeleteDocumentRequest, DocumentInfo, DocumentOutcome, NodeStatus,
+    CollectionInfo, CreateCollectionRequest, DeleteDocumentRequest, DocumentInfo, DocumentOutcome, GrantRequest,
+    GrantsResponse, NodeStatus,
 };
 
 use crate::cli::{CollectionCommand, DocCommand, NodeConn, runtime};
@@ -18,6 +19,21 @@ pub fn run(cmd: CollectionCommand) -> anyhow::Result<()> {
             } else {
                 println!("collection {name} created; owner {}", info.map(|i| i.owner_address).unwrap_or_default());
             }
+        }
+        CollectionCommand::Grant { conn, collection, subscriber, json } => {
+            let path = format!("/v1/collections/{}/grants", segment(&collection));
+            let r: GrantsResponse = rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            print_grants(&r, json, &format!("granted {subscriber} access to {collection}"))?;
+        }
+        CollectionCommand::Revoke { conn, collection, subscriber, json } => {
+            let path = format!("/v1/collections/{}/grants/revoke", segment(&collection));
+            let r: GrantsResponse = rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            print_grants(&r, json, &format!("revoked {subscriber}'s access to {collection}"))?;
+        }
+        CollectionCommand::Grants { conn, collection, json } => {
+            let path = format!("/v1/collections/{}/grants", segment(&collection));
+            let r: GrantsResponse = rt.block_on(conn.client()?.get(&path))?;
+            print_grants(&r, json, &format!("subscribers granted access to {collection}"))?;
         }
         CollectionCommand::List { conn, json } => {
             let list: Vec<CollectionInfo> = rt.block_on(conn.client()?.get("/v1/collections"))?;
@@ -77,5 +93,20 @@ pub fn status(conn: NodeConn) -> anyhow::Result<()> {
         resp.json::<NodeStatus>().await.map_err(|e| anyhow::anyhow!("unexpected answer from {url}: {e}"))
     })?;
     println!("{}", serde_json::to_string_pretty(&status)?);
+    Ok(())
+}
+
+fn print_grants(r: &GrantsResponse, json: bool, headline: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!("{headline}");
+        if r.subscribers.is_empty() {
+            println!("  (no subscriber is granted access)");
+        }
+        for s in &r.subscribers {
+            println!("  {s}");
+        }
+    }
     Ok(())
 }

@@ -122,6 +122,29 @@ pub enum WorkerCommand {
         #[arg(long)]
         ip: String,
     },
+    /// Retrieve from a collection for a subscriber (signed by the worker's registered key). The
+    /// node checks the worker's attestation, liveliness, the subscriber and the owner's grant, and
+    /// seals the answer to a fresh X25519 key that only this command holds.
+    Query {
+        #[arg(long, short)]
+        collection: String,
+        /// Public key (hex) of the subscriber the worker acts for.
+        #[arg(long = "for", value_name = "SUBSCRIBER_PUBKEY")]
+        for_subscriber: String,
+        /// The subscriber's API key, when it authorises by key.
+        #[arg(long, env = "PRAG_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        #[arg(short = 'k', long, default_value_t = 5)]
+        k: usize,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// What the node served this worker, per subscriber (requests, chunks, tokens): the numbers
+    /// for `report-work`.
+    Usage,
+    /// Print a development attestation report binding this --key (for nodes in
+    /// `--attestation dev` mode only; it proves nothing about hardware).
+    DevReport,
     /// Ask for a liveliness challenge and answer it (signed by the worker's key).
     Liveliness {
         #[arg(long)]
@@ -343,6 +366,51 @@ pub fn run_admin(args: AdminArgs) -> anyhow::Result<()> {
 pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let s = Session::new(&args.conn, args.json)?;
     match args.command {
+        WorkerCommand::Query { collection, for_subscriber, api_key, k, text } => {
+            let q = crate::client::WorkerQuery { collection, text: text.join(" "), k, subscriber: for_subscriber, api_key };
+            let answer = s.rt.block_on(async {
+                let audience = s.client.node_id().await?;
+                s.client.worker_query(&audience, &q).await
+            })?;
+            if s.json {
+                println!("{}", serde_json::to_string(&answer)?);
+                return Ok(());
+            }
+            if answer.hits.is_empty() {
+                println!("no matches");
+            }
+            for (rank, h) in answer.hits.iter().enumerate() {
+                println!("{}. {:.3}  {}  (chunk {}, doc {})", rank + 1, h.score, h.path, h.chunk, h.doc_id);
+                for line in h.text.lines().filter(|l| !l.trim().is_empty()) {
+                    println!("     {}", line.trim());
+                }
+            }
+            for u in &answer.unreadable {
+                eprintln!("warning: chunk {} of document {} is unreadable: {}", u.chunk, u.doc_id, u.error);
+            }
+            Ok(())
+        }
+        WorkerCommand::Usage => {
+            let usage: Vec<prag_proto::api::WorkerUsage> = s.rt.block_on(s.client.get("/v1/worker/usage"))?;
+            if s.json {
+                println!("{}", serde_json::to_string(&usage)?);
+            } else {
+                println!("{:<24} {:<68} {:>9} {:>9} {:>10}", "WORKER", "SUBSCRIBER", "REQUESTS", "CHUNKS", "TOKENS");
+                for u in usage {
+                    println!("{:<24} {:<68} {:>9} {:>9} {:>10}", u.worker, u.subscriber, u.requests, u.chunks, u.tokens);
+                }
+            }
+            Ok(())
+        }
+        WorkerCommand::DevReport => {
+            let report = serde_json::json!({
+                "kind": "dev",
+                "notice": crate::attest::DEV_NOTICE,
+                "signing_key": prag_proto::account::public_key_hex(s.key.verifying_key()),
+            });
+            println!("{report}");
+            Ok(())
+        }
         WorkerCommand::SetWallet { ip, wallet } => {
             let r = s.exec(json!({"set_worker_wallet": {"ip_address": ip, "payment_wallet": wallet}}))?;
             s.report_tx("wallet changed", &r)

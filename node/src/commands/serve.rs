@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::cli::runtime;
 use crate::model::ModelArgs;
-use crate::service::{IndexChoice, Node, NodeConfig};
+use crate::service::{AccessConfig, AttestationMode, IndexChoice, Node, NodeConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct NodeArgs {
@@ -47,6 +47,22 @@ pub struct NodeArgs {
     /// Chain id recorded in a new ledger (permits are signed for it).
     #[arg(long, env = "PRAG_CHAIN_ID", default_value = "prag-1")]
     pub chain_id: String,
+    /// Which workers' attestation reports to accept: `hardware` (TDX and SEV-SNP only) or `dev`
+    /// (development reports too, for machines without a TEE: proves nothing, never for real data).
+    #[arg(long, env = "PRAG_ATTESTATION", default_value = "hardware")]
+    pub attestation: AttestationMode,
+    /// Attestation policy (TOML: min_tcb_status, allowed_mrtd, allowed_rtmr0..3,
+    /// allowed_snp_measurements, max_report_age_secs). Reloaded when the file changes. Default:
+    /// UpToDate TCB, any measurement, reports up to a day old.
+    #[arg(long, env = "PRAG_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// How recent (seconds) a worker's last liveliness answer must be for it to be served.
+    #[arg(long, env = "PRAG_MAX_LIVELINESS_AGE", default_value_t = 900)]
+    pub max_liveliness_age: u64,
+    /// Public key (hex) of an operator who may read this node's audit log and console feed,
+    /// besides the contracts' admin. Repeatable; env: comma-separated.
+    #[arg(long = "operator", env = "PRAG_OPERATORS", value_delimiter = ',', value_name = "PUBKEY")]
+    pub operators: Vec<String>,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -62,6 +78,20 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         chunk_overlap: args.chunk_overlap,
         max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
         chain_id: args.chain_id.clone(),
+        access: AccessConfig {
+            attestation: args.attestation,
+            policy: args.policy.clone(),
+            max_liveliness_age_secs: args.max_liveliness_age,
+            operators: args
+                .operators
+                .iter()
+                .map(|k| {
+                    prag_proto::account::parse_public_key(k)
+                        .map(|k| prag_proto::account::public_key_hex(&k))
+                        .map_err(|e| anyhow::anyhow!("--operator {k}: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        },
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;
     runtime()?.block_on(async move {

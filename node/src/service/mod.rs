@@ -2,6 +2,7 @@
 //! and the operations the API exposes. One `impl` block per concern lives in its own file:
 //! `open` (start-up and recovery), `ingest`, `query`, `status`.
 
+mod access;
 mod ingest;
 mod open;
 mod query;
@@ -16,6 +17,10 @@ use k256::ecdsa::VerifyingKey;
 use parking_lot::RwLock;
 use prag_embedder::Embedder;
 
+pub use crate::access::attestation::AttestationMode;
+use crate::access::attestation::AttestationGate;
+use crate::access::audit::AuditLog;
+use crate::access::meter::UsageMeter;
 use crate::auth::NonceCache;
 use crate::crypto::{KeyContext, MasterKey, Purpose};
 use crate::index::{IndexBackend, PointId, VectorIndex};
@@ -37,6 +42,32 @@ pub struct NodeConfig {
     pub max_file_bytes: usize,
     /// Chain id of the contracts' ledger created by this node (with `admin_key`).
     pub chain_id: String,
+    pub access: AccessConfig,
+}
+
+/// Who may retrieve, and who may watch.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `hardware` (default) or `dev` (development attestation reports accepted; loud).
+    pub attestation: AttestationMode,
+    /// The attestation policy file (TOML); reloaded when it changes. None: the built-in default.
+    pub policy: Option<PathBuf>,
+    /// How recent a worker's last liveliness answer must be.
+    pub max_liveliness_age_secs: u64,
+    /// Hex public keys allowed to read the node's operator endpoints (audit log) besides the
+    /// contracts' admin.
+    pub operators: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            attestation: AttestationMode::Hardware,
+            policy: None,
+            max_liveliness_age_secs: 900,
+            operators: Vec::new(),
+        }
+    }
 }
 
 /// Every way an operation can fail, each with the HTTP status it maps to.
@@ -110,6 +141,8 @@ pub struct Collection {
     pub(crate) state: RwLock<CollectionState>,
     /// Serialises commits (file write + index update) within the collection.
     pub(crate) commit: tokio::sync::Mutex<()>,
+    /// Subscribers (hex public keys) whose workers may query; written through to the store.
+    pub(crate) grants: parking_lot::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Collection {
@@ -120,6 +153,7 @@ impl Collection {
             index,
             state: RwLock::new(CollectionState::default()),
             commit: tokio::sync::Mutex::new(()),
+            grants: Default::default(),
         }
     }
 
@@ -154,6 +188,11 @@ pub struct Node {
     pub(crate) started: Instant,
     pub(crate) optimize_tx: tokio::sync::mpsc::UnboundedSender<Arc<Collection>>,
     pub ledger: Arc<crate::ledger::Ledger>,
+    pub(crate) gate: AttestationGate,
+    pub(crate) audit: AuditLog,
+    pub(crate) usage: UsageMeter,
+    /// This node's id (a keyed hash from the master key): the audience of workers' requests.
+    pub(crate) node_id: String,
 }
 
 impl Node {
@@ -163,6 +202,10 @@ impl Node {
 
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     pub(crate) fn collection(&self, name: &str) -> Result<Arc<Collection>, NodeError> {

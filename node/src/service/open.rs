@@ -10,6 +10,8 @@ use parking_lot::RwLock;
 use prag_embedder::Embedder;
 
 use super::{ChunkRef, Collection, CollectionState, DocEntry, Node, NodeConfig, NodeError, internal};
+use crate::access::attestation::{AttestationGate, AttestationMode};
+use crate::access::audit::AuditLog;
 use crate::crypto::{KeyContext, MasterKey, Purpose};
 use crate::index::IndexBackend;
 use crate::index::edge::EdgeBackend;
@@ -87,6 +89,20 @@ impl Node {
             IndexChoice::Remote { url } => Arc::new(RemoteBackend::connect(url, qdrant_api_key).await.map_err(internal)?),
         };
         let ledger = Arc::new(crate::ledger::Ledger::open(&data, admin_key, &config.chain_id).map_err(internal)?);
+        let gate = AttestationGate::new(
+            config.access.attestation,
+            config.access.policy.clone(),
+            config.access.max_liveliness_age_secs,
+        )
+        .map_err(NodeError::BadRequest)?;
+        if gate.mode() == AttestationMode::Dev {
+            tracing::warn!(
+                "ATTESTATION DEVELOPMENT MODE: this node accepts development reports, which prove nothing about the \
+                 worker's hardware. Never use it with real data."
+            );
+        }
+        let audit = AuditLog::open(&master, &data);
+        let node_id = hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
@@ -99,9 +115,15 @@ impl Node {
             started: Instant::now(),
             optimize_tx,
             ledger,
+            gate,
+            audit,
+            usage: Default::default(),
+            node_id,
         });
         node.load_collections().await?;
+        node.log_worker_verdicts("at start");
         tokio::spawn(super::ingest::optimizer_loop(optimize_rx));
+        tokio::spawn(super::access::policy_watch(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -141,7 +163,16 @@ impl Node {
             }
         };
         let index = self.open_index(&store.id)?;
+        let grants = match store.read_grants(&self.master) {
+            Ok(g) => g,
+            Err(e) => {
+                // Fail closed: no grants, so no worker access, until the owner grants again.
+                tracing::error!(collection = %meta.name, error = %e, "cannot read access grants; none apply");
+                Default::default()
+            }
+        };
         let collection = Arc::new(Collection::new(store, meta, index));
+        *collection.grants.lock() = grants;
         let mut state = CollectionState::default();
         let mut batch = Vec::new();
         let mut chunks = 0usize;

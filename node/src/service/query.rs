@@ -7,7 +7,7 @@ use std::time::Instant;
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{ChunkError, Hit, QueryRequest, QueryResponse};
 
-use super::{Node, NodeError, internal};
+use super::{Collection, Node, NodeError, internal};
 
 /// Largest `k` a query may ask for.
 pub const MAX_K: usize = 100;
@@ -24,19 +24,26 @@ impl Node {
         let started = Instant::now();
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
-        if req.text.trim().is_empty() {
-            return Err(NodeError::BadRequest("query text is empty".into()));
-        }
-        if req.text.len() > MAX_QUERY_BYTES {
-            return Err(NodeError::BadRequest(format!("query text is longer than {MAX_QUERY_BYTES} bytes")));
-        }
-        if req.k == 0 || req.k > MAX_K {
-            return Err(NodeError::BadRequest(format!("k must be between 1 and {MAX_K}")));
-        }
-        let vector = self.embedder.embed(vec![req.text]).await.map_err(internal)?.pop().unwrap_or_default();
-        let master = Arc::clone(&self.master);
         let (k, exact) = (req.k, req.exact);
-        let c = Arc::clone(&coll);
+        let (hits, unreadable) = self.retrieve(&coll, req.text, k, exact).await?;
+        let took = started.elapsed().as_secs_f64();
+        Ok(QueryResponse { hits, unreadable, exact, took_ms: took * 1e3 })
+    }
+
+    /// Checks the question, embeds it once, searches the collection's index and opens the
+    /// matching chunks. Chunks that fail their integrity check come back in the second list.
+    pub(crate) async fn retrieve(
+        &self,
+        coll: &Arc<Collection>,
+        text: String,
+        k: usize,
+        exact: bool,
+    ) -> Result<(Vec<Hit>, Vec<ChunkError>), NodeError> {
+        let started = Instant::now();
+        check_question(&text, k)?;
+        let vector = self.embedder.embed(vec![text]).await.map_err(internal)?.pop().unwrap_or_default();
+        let master = Arc::clone(&self.master);
+        let c = Arc::clone(coll);
         let (hits, unreadable) = tokio::task::spawn_blocking(move || {
             let found = c.index.search(&vector, k, exact)?;
             let mut hits = Vec::with_capacity(found.len());
@@ -71,12 +78,25 @@ impl Node {
         if !unreadable.is_empty() {
             self.metrics.integrity_errors.fetch_add(unreadable.len() as u64, Ordering::Relaxed);
             for u in &unreadable {
-                tracing::error!(collection, doc_id = %u.doc_id, chunk = u.chunk, "stored chunk failed its integrity check");
+                tracing::error!(collection = %coll.meta.name, doc_id = %u.doc_id, chunk = u.chunk, "stored chunk failed its integrity check");
             }
         }
-        let took = started.elapsed().as_secs_f64();
         self.metrics.queries.fetch_add(1, Ordering::Relaxed);
-        self.metrics.query_seconds.observe(took);
-        Ok(QueryResponse { hits, unreadable, exact, took_ms: took * 1e3 })
+        self.metrics.query_seconds.observe(started.elapsed().as_secs_f64());
+        Ok((hits, unreadable))
     }
+}
+
+/// A question the node will embed: not empty, not huge, a sensible `k`.
+pub(crate) fn check_question(text: &str, k: usize) -> Result<(), NodeError> {
+    if text.trim().is_empty() {
+        return Err(NodeError::BadRequest("query text is empty".into()));
+    }
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(NodeError::BadRequest(format!("query text is longer than {MAX_QUERY_BYTES} bytes")));
+    }
+    if k == 0 || k > MAX_K {
+        return Err(NodeError::BadRequest(format!("k must be between 1 and {MAX_K}")));
+    }
+    Ok(())
 }

@@ -87,6 +87,13 @@ impl Node {
             queries: self.metrics.queries.load(Ordering::Relaxed),
             ingested_documents: self.metrics.ingested_documents.load(Ordering::Relaxed),
             disk_bytes: dir_size(&self.config.data_dir),
+            node_id: self.node_id.clone(),
+            attestation: {
+                let workers: Vec<_> = self.ledger.with_state(|s| s.worker.workers.values().cloned().collect());
+                self.gate.status(workers.iter(), crate::auth::unix_now())
+            },
+            worker_usage: self.usage.snapshot(),
+            refusals: self.metrics.refusals(),
         }
     }
 

@@ -69,6 +69,37 @@ impl CollectionStore {
         Ok((CollectionStore { id, dir: dir.to_path_buf() }, meta))
     }
 
+    fn grants_key(master: &MasterKey, id: &str) -> crate::crypto::DataKey {
+        master.derive(&KeyContext::new(Purpose::Grants, id, "", 0, document::KEY_VERSION))
+    }
+
+    /// The subscribers (hex public keys) the owner has granted access; none if never written.
+    pub fn read_grants(&self, master: &MasterKey) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let path = self.dir.join("grants.sealed");
+        let sealed = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io_err("cannot read", &path)(e)),
+        };
+        let json = Self::grants_key(master, &self.id)
+            .open(&sealed)
+            .map_err(|_| StoreError::Integrity { what: format!("access grants {}", path.display()) })?;
+        serde_json::from_slice(&json).map_err(|e| StoreError::Damaged { path: path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Replaces the grants atomically (temporary file, sync, rename).
+    pub fn write_grants(&self, master: &MasterKey, grants: &std::collections::BTreeSet<String>) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(grants)
+            .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
+        let sealed = Self::grants_key(master, &self.id).seal(&json)?;
+        let tmp = self.dir.join("tmp").join("grants.sealed.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        write_private_file(&tmp, &sealed).map_err(io_err("cannot write", &tmp))?;
+        let path = self.dir.join("grants.sealed");
+        std::fs::rename(&tmp, &path).map_err(io_err("cannot replace", &path))?;
+        sync_dir(&self.dir)
+    }
+
     /// Keyed, path-derived document id: stable for a path, reveals nothing about it.
     pub fn document_id(&self, master: &MasterKey, path: &str) -> String {
         let k = master.derive(&KeyContext::new(Purpose::Mac, &self.id, "document-id", 0, document::KEY_VERSION));

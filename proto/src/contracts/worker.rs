@@ -40,6 +40,10 @@ pub struct Worker {
     /// Time of the last accepted liveliness answer (PRAG).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<u64>,
+    /// When the worker (and its attestation report) was registered (PRAG): the report's age for
+    /// an attestation policy's `max_report_age_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +243,7 @@ impl State {
                         worker_type,
                         signing_key,
                         last_seen: None,
+                        registered_at: Some(env.time),
                     },
                 );
             }
