@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         chunk_overlap: 32,
         max_file_bytes: 64 << 20,
         chain_id: "prag-bench".into(),
+        access: Default::default(),
     };
     let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
     let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");

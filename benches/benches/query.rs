@@ -47,7 +47,7 @@ fn bench(c: &mut Criterion) {
 
     let dir = std::path::Path::new("/dev/shm").join(format!("prag-bench-index-{}", std::process::id()));
     let backend = EdgeBackend::new(&dir).expect("backend");
-    let index = backend.open("bench", DIM).expect("index");
+    let index = backend.open("bench", DIM, &[0u8; 32]).expect("index");
     let t = Instant::now();
     for (chunk_no, chunk) in points.chunks(5000).enumerate() {
         let batch = chunk.iter().enumerate().map(|(i, v)| ((chunk_no * 5000 + i) as u64, v.clone())).collect();

@@ -46,6 +46,9 @@ pub enum Command {
     Admin(crate::commands::contracts::AdminArgs),
     /// A worker's own contract messages: wallet, address, type, liveliness, work, rewards.
     Worker(crate::commands::contracts::WorkerArgs),
+    /// Attestation reports: this machine's own (configfs-tsm), or verify one offline.
+    #[command(subcommand)]
+    Attest(crate::commands::attest::AttestCommand),
     /// Print a node's status.
     Status {
         #[command(flatten)]
@@ -232,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { conn } => commands::collection::status(conn),
         Command::Admin(args) => commands::contracts::run_admin(args),
         Command::Worker(args) => commands::contracts::run_worker(args),
+        Command::Attest(cmd) => commands::attest::run(cmd),
     }
 }
 

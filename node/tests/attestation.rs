@@ -57,6 +57,32 @@ fn genuine_tdx_quote_verifies_and_is_not_bound_to_our_key() {
     let json = serde_json::json!({"kind": "tdx", "quote": hex::encode(&quote), "collateral": collateral});
     let parsed = AttestationReport::parse(&json.to_string()).expect("parse");
     assert_eq!(parsed.verify(TDX_NOW).expect("verify"), v);
+    // Without collateral it needs a PCCS; collateral supplied from elsewhere (as fetched) works.
+    let bare = serde_json::json!({"kind": "tdx", "quote": hex::encode(&quote)});
+    let bare = AttestationReport::parse(&bare.to_string()).expect("parse");
+    assert!(matches!(bare.verify(TDX_NOW), Err(AttestError::Collateral(m)) if m.contains("--pccs-url")));
+    assert_eq!(bare.verify_with(TDX_NOW, Some(&collateral)).expect("verify"), v);
+
+    // `prag attest verify` says the same, and names the binding failure.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, json.to_string()).expect("write");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_prag"))
+            .args(["attest", "verify", "--report"])
+            .arg(&file)
+            .args(["--at", &TDX_NOW.to_string()])
+            .args(extra)
+            .output()
+            .expect("run")
+    };
+    let ok = run(&[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("UpToDate"));
+    let key_hex = prag_proto::account::public_key_hex(&some_key());
+    let unbound = run(&["--signing-key", &key_hex]);
+    assert!(!unbound.status.success());
+    assert!(String::from_utf8_lossy(&unbound.stderr).contains("not bound"));
 }
 
 #[test]

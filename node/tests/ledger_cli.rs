@@ -69,7 +69,8 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
     let mut node =
         NodeProcess::start(&data, &["--admin-key", admin_key.to_str().expect("utf8"), "--attestation", "dev"]);
     let cli = Cli { url: &node.url.clone(), dir };
-    std::fs::write(dir.join("worker.report"), cli.ok(&["worker", "--key", "worker.key", "dev-report"])).expect("report");
+    std::fs::write(dir.join("worker.report"), cli.ok(&["worker", "--key", "worker.key", "dev-report"]))
+        .expect("report");
     std::fs::write(dir.join("stranger.report"), cli.ok(&["worker", "--key", "stranger.key", "dev-report"]))
         .expect("report");
 

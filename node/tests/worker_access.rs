@@ -123,10 +123,8 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     }
 
     let policy_arg = policy.to_str().expect("utf8").to_string();
-    let node = NodeProcess::start(
-        &data,
-        &["--attestation", "dev", "--policy", &policy_arg, "--max-liveliness-age", "600"],
-    );
+    let node =
+        NodeProcess::start(&data, &["--attestation", "dev", "--policy", &policy_arg, "--max-liveliness-age", "600"]);
     assert!(node.log_text().contains("ATTESTATION DEVELOPMENT MODE"), "dev mode is announced loudly");
     let rt = rt();
     let oc = node.client(&owner);
@@ -143,17 +141,18 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
             .expect("upload");
     }
     for s in [&s_active, &s_inactive, &s_key, &s_revoked] {
-        let g: GrantsResponse = rt
-            .block_on(oc.post("/v1/collections/clinic/grants", &GrantRequest { subscriber: vk(s) }))
-            .expect("grant");
+        let g: GrantsResponse =
+            rt.block_on(oc.post("/v1/collections/clinic/grants", &GrantRequest { subscriber: vk(s) })).expect("grant");
         assert!(g.subscribers.contains(&vk(s)));
     }
     // Only the owner grants.
     let err = rt
-        .block_on(node.client(&stranger).post::<_, GrantsResponse>(
-            "/v1/collections/clinic/grants",
-            &GrantRequest { subscriber: vk(&s_nogrant) },
-        ))
+        .block_on(
+            node.client(&stranger).post::<_, GrantsResponse>(
+                "/v1/collections/clinic/grants",
+                &GrantRequest { subscriber: vk(&s_nogrant) },
+            ),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("owner"), "{err}");
 

@@ -15,7 +15,7 @@ use prag_proto::contracts::worker::Worker;
 use sha2::{Digest, Sha256};
 
 use super::Refusal;
-use crate::attest::{AttestError, AttestationReport, Policy, Verified, check_binding};
+use crate::attest::{AttestError, AttestationReport, Policy, TdxCollateral, Verified, check_binding};
 
 /// How long a report's signature/certificate verdict is reused before it is checked again.
 pub const VERIFY_CACHE_SECS: u64 = 3600;
@@ -55,9 +55,19 @@ pub struct AttestationGate {
     policy: RwLock<Policy>,
     policy_mtime: Mutex<Option<SystemTime>>,
     /// SHA-256 of a report's text → (when verified, verdict).
-    verified: Mutex<HashMap<[u8; 32], (u64, Result<Verified, String>)>>,
+    verified: Mutex<HashMap<[u8; 32], CachedVerdict>>,
     max_liveliness_age: u64,
+    /// Where TDX collateral comes from for reports that carry none.
+    pccs_url: Option<String>,
+    /// SHA-256 of a TDX quote → collateral fetched for it, or when fetching last failed.
+    collateral: Mutex<HashMap<[u8; 32], Result<TdxCollateral, u64>>>,
 }
+
+/// When a report was verified, and the verdict.
+type CachedVerdict = (u64, Result<Verified, String>);
+
+/// How long after a failed PCCS fetch the node tries again.
+const COLLATERAL_RETRY_SECS: u64 = 300;
 
 fn load_policy(path: &std::path::Path) -> Result<(Policy, Option<SystemTime>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
@@ -71,6 +81,7 @@ impl AttestationGate {
         mode: AttestationMode,
         policy_path: Option<PathBuf>,
         max_liveliness_age: u64,
+        pccs_url: Option<String>,
     ) -> Result<Self, String> {
         let (policy, mtime) = match &policy_path {
             Some(p) => load_policy(p)?,
@@ -83,6 +94,8 @@ impl AttestationGate {
             policy_mtime: Mutex::new(mtime),
             verified: Mutex::new(HashMap::new()),
             max_liveliness_age,
+            pccs_url,
+            collateral: Mutex::new(HashMap::new()),
         };
         gate.install(policy);
         Ok(gate)
@@ -100,7 +113,9 @@ impl AttestationGate {
     fn install(&self, mut policy: Policy) {
         let allow_dev = self.mode == AttestationMode::Dev;
         if policy.allow_dev && !allow_dev {
-            tracing::warn!("the policy file sets allow_dev = true, but this node is not in --attestation dev mode: development reports stay refused");
+            tracing::warn!(
+                "the policy file sets allow_dev = true, but this node is not in --attestation dev mode: development reports stay refused"
+            );
         }
         policy.allow_dev = allow_dev;
         *self.policy.write() = policy;
@@ -131,13 +146,45 @@ impl AttestationGate {
         {
             return verdict.clone().map_err(Refusal::Attestation);
         }
-        let verdict = AttestationReport::parse(report).and_then(|r| r.verify(now)).map_err(|e| e.to_string());
+        let verdict = AttestationReport::parse(report)
+            .and_then(|r| {
+                let fetched = r.tdx_quote_needing_collateral().and_then(|q| {
+                    let digest: [u8; 32] = Sha256::digest(q.ok()?).into();
+                    self.collateral.lock().get(&digest).and_then(|c| c.as_ref().ok().cloned())
+                });
+                r.verify_with(now, fetched.as_ref())
+            })
+            .map_err(|e| e.to_string());
         let mut cache = self.verified.lock();
         if cache.len() > 10_000 {
             cache.clear();
         }
         cache.insert(digest, (now, verdict.clone()));
         verdict.map_err(Refusal::Attestation)
+    }
+
+    /// Fetches collateral from the PCCS for a TDX report that carries none (once per quote; a
+    /// failure is retried after [`COLLATERAL_RETRY_SECS`]). Returns whether new collateral came.
+    pub async fn ensure_collateral(&self, report: &str, now: u64) -> bool {
+        let Some(url) = self.pccs_url.as_deref() else { return false };
+        let Ok(parsed) = AttestationReport::parse(report) else { return false };
+        let Some(Ok(quote)) = parsed.tdx_quote_needing_collateral() else { return false };
+        let digest: [u8; 32] = Sha256::digest(&quote).into();
+        match self.collateral.lock().get(&digest) {
+            Some(Ok(_)) => return false,
+            Some(Err(failed_at)) if now.saturating_sub(*failed_at) < COLLATERAL_RETRY_SECS => return false,
+            _ => {}
+        }
+        let fetched = crate::attest::fetch_collateral(url, &quote).await;
+        let ok = fetched.is_ok();
+        match &fetched {
+            Ok(_) => tracing::info!(pccs = url, "fetched TDX collateral for a worker's quote"),
+            Err(e) => tracing::warn!(pccs = url, error = %e, "cannot fetch TDX collateral"),
+        }
+        self.collateral.lock().insert(digest, fetched.map_err(|_| now));
+        // The verdict cached without collateral is stale now.
+        self.verified.lock().remove(&<[u8; 32]>::from(Sha256::digest(report.as_bytes())));
+        ok
     }
 
     /// Verify, then policy, then binding (when the worker names a signing key).

@@ -259,7 +259,11 @@ async fn list_grants(
     Ok(axum::Json(counted(&node, node.grants(&signed.caller, &name))?))
 }
 
-async fn grant(State(node): State<Arc<Node>>, Path(name): Path<String>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+async fn grant(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<impl IntoResponse, ApiError> {
     let req: GrantRequest = signed.json()?;
     Ok(axum::Json(counted(&node, node.set_grant(&signed.caller, &name, &req.subscriber, true).await)?))
 }
@@ -275,12 +279,19 @@ async fn revoke_grant(
 
 /// The worker path authenticates inside the node, so that every refusal (unsigned, stale,
 /// replayed included) goes through the same decision and the same audit log.
-async fn worker_query(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn worker_query(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match node.worker_query(signature_headers(&headers), method.as_str(), signed_path(&uri), &body).await {
         Ok(sealed) => axum::Json(sealed).into_response(),
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN);
-            (status, axum::Json(ErrorBody { error: refusal.to_string(), code: refusal.code().to_string() })).into_response()
+            (status, axum::Json(ErrorBody { error: refusal.to_string(), code: refusal.code().to_string() }))
+                .into_response()
         }
     }
 }
@@ -344,6 +355,7 @@ async fn ledger_entries(
 
 async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let tx: prag_proto::ledger::SignedTx = parse_json(&body)?;
+    node.fetch_collateral_for(&tx).await;
     counted(&node, node.check_transaction(&tx))?;
     let ledger = Arc::clone(&node.ledger);
     let result = tokio::task::spawn_blocking(move || ledger.submit(tx))

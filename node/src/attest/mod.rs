@@ -15,13 +15,14 @@
 mod policy;
 mod snp;
 mod tdx;
+pub mod tsm;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
 pub use policy::{Policy, PolicyError, TcbStatus};
 pub use snp::verify_snp;
-pub use tdx::{TdxCollateral, verify_tdx};
+pub use tdx::{TdxCollateral, fetch_collateral, verify_tdx};
 
 /// Domain string of the key binding in `report_data`.
 pub const BINDING_DOMAIN: &[u8] = b"PRAG-WORKER-KEY-V1";
@@ -38,6 +39,10 @@ pub enum AttestError {
     SnpReportInvalid(String),
     #[error("the report is genuine but not bound to this worker's key (report_data does not commit to it)")]
     NotBound,
+    #[error("TDX collateral: {0}")]
+    Collateral(String),
+    #[error("cannot produce this machine's attestation report: {0}")]
+    Unavailable(String),
 }
 
 /// What a verified report says.
@@ -61,7 +66,9 @@ pub struct Verified {
 pub enum AttestationReport {
     Tdx {
         quote: String,
-        collateral: TdxCollateral,
+        /// Intel's collateral; when absent, a node configured with a PCCS URL fetches it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        collateral: Option<TdxCollateral>,
     },
     SevSnp {
         report: String,
@@ -86,11 +93,34 @@ impl AttestationReport {
     /// Verifies signatures and certificate chains (`now`: unix seconds, for certificate and
     /// collateral validity).
     pub fn verify(&self, now: u64) -> Result<Verified, AttestError> {
+        self.verify_with(now, None)
+    }
+
+    /// A TDX quote's raw bytes (to fetch its collateral), if this is a TDX report without any.
+    pub fn tdx_quote_needing_collateral(&self) -> Option<Result<Vec<u8>, AttestError>> {
+        match self {
+            AttestationReport::Tdx { quote, collateral: None } => {
+                Some(hex::decode(quote.trim()).map_err(|e| AttestError::Malformed(format!("quote is not hex: {e}"))))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`verify`](Self::verify), with collateral fetched from a PCCS for a TDX report that carries
+    /// none.
+    pub fn verify_with(&self, now: u64, fetched: Option<&TdxCollateral>) -> Result<Verified, AttestError> {
         let hex_field = |name: &str, v: &str| {
             hex::decode(v.trim()).map_err(|e| AttestError::Malformed(format!("{name} is not hex: {e}")))
         };
         match self {
-            AttestationReport::Tdx { quote, collateral } => verify_tdx(&hex_field("quote", quote)?, collateral, now),
+            AttestationReport::Tdx { quote, collateral } => {
+                let collateral = collateral.as_ref().or(fetched).ok_or_else(|| {
+                    AttestError::Collateral(
+                        "the report carries none and no PCCS has supplied it (start the node with --pccs-url)".into(),
+                    )
+                })?;
+                verify_tdx(&hex_field("quote", quote)?, collateral, now)
+            }
             AttestationReport::SevSnp { report, vcek, cert_chain } => {
                 verify_snp(&hex_field("report", report)?, &hex_field("vcek", vcek)?, cert_chain.as_bytes())
             }

@@ -26,6 +26,22 @@ pub struct TdxCollateral {
 }
 
 impl TdxCollateral {
+    /// The collateral as `dcap-qvl` fetched it from a PCCS, in this report format.
+    pub fn from_dcap(c: &QuoteCollateralV3) -> Self {
+        TdxCollateral {
+            pck_crl_issuer_chain: c.pck_crl_issuer_chain.clone(),
+            root_ca_crl: hex::encode(&c.root_ca_crl),
+            pck_crl: hex::encode(&c.pck_crl),
+            tcb_info_issuer_chain: c.tcb_info_issuer_chain.clone(),
+            tcb_info: c.tcb_info.clone(),
+            tcb_info_signature: hex::encode(&c.tcb_info_signature),
+            qe_identity_issuer_chain: c.qe_identity_issuer_chain.clone(),
+            qe_identity: c.qe_identity.clone(),
+            qe_identity_signature: hex::encode(&c.qe_identity_signature),
+            pck_certificate_chain: c.pck_certificate_chain.clone(),
+        }
+    }
+
     fn to_dcap(&self) -> Result<QuoteCollateralV3, AttestError> {
         let hex = |name: &str, v: &str| {
             hex::decode(v.trim()).map_err(|e| AttestError::Malformed(format!("collateral.{name} is not hex: {e}")))
@@ -74,4 +90,12 @@ pub fn verify_tdx(quote: &[u8], collateral: &TdxCollateral, now: u64) -> Result<
         ("rtmr3".to_string(), hex::encode(td.rt_mr3)),
     ]);
     Ok(Verified { kind: "tdx".into(), tcb_status: status, advisory_ids, measurements, report_data: td.report_data })
+}
+
+/// Fetches a quote's collateral from a PCCS (or Intel's PCS) at `pccs_url`.
+pub async fn fetch_collateral(pccs_url: &str, quote: &[u8]) -> Result<TdxCollateral, AttestError> {
+    let client = dcap_qvl::collateral::CollateralClient::with_default_http(pccs_url)
+        .map_err(|e| AttestError::Collateral(format!("cannot build the PCCS client: {e:#}")))?;
+    let c = client.fetch(quote).await.map_err(|e| AttestError::Collateral(format!("{pccs_url}: {e:#}")))?;
+    Ok(TdxCollateral::from_dcap(&c))
 }

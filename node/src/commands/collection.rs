@@ -22,12 +22,14 @@ pub fn run(cmd: CollectionCommand) -> anyhow::Result<()> {
         }
         CollectionCommand::Grant { conn, collection, subscriber, json } => {
             let path = format!("/v1/collections/{}/grants", segment(&collection));
-            let r: GrantsResponse = rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            let r: GrantsResponse =
+                rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
             print_grants(&r, json, &format!("granted {subscriber} access to {collection}"))?;
         }
         CollectionCommand::Revoke { conn, collection, subscriber, json } => {
             let path = format!("/v1/collections/{}/grants/revoke", segment(&collection));
-            let r: GrantsResponse = rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            let r: GrantsResponse =
+                rt.block_on(conn.client()?.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
             print_grants(&r, json, &format!("revoked {subscriber}'s access to {collection}"))?;
         }
         CollectionCommand::Grants { conn, collection, json } => {

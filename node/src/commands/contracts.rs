@@ -367,7 +367,8 @@ pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let s = Session::new(&args.conn, args.json)?;
     match args.command {
         WorkerCommand::Query { collection, for_subscriber, api_key, k, text } => {
-            let q = crate::client::WorkerQuery { collection, text: text.join(" "), k, subscriber: for_subscriber, api_key };
+            let q =
+                crate::client::WorkerQuery { collection, text: text.join(" "), k, subscriber: for_subscriber, api_key };
             let answer = s.rt.block_on(async {
                 let audience = s.client.node_id().await?;
                 s.client.worker_query(&audience, &q).await
@@ -397,7 +398,10 @@ pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             } else {
                 println!("{:<24} {:<68} {:>9} {:>9} {:>10}", "WORKER", "SUBSCRIBER", "REQUESTS", "CHUNKS", "TOKENS");
                 for u in usage {
-                    println!("{:<24} {:<68} {:>9} {:>9} {:>10}", u.worker, u.subscriber, u.requests, u.chunks, u.tokens);
+                    println!(
+                        "{:<24} {:<68} {:>9} {:>9} {:>10}",
+                        u.worker, u.subscriber, u.requests, u.chunks, u.tokens
+                    );
                 }
             }
             Ok(())

@@ -1,5 +1,6 @@
 //! One module per `prag` subcommand.
 
+pub mod attest;
 pub mod collection;
 pub mod contracts;
 pub mod demo;

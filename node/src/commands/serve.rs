@@ -63,6 +63,10 @@ pub struct NodeArgs {
     /// besides the contracts' admin. Repeatable; env: comma-separated.
     #[arg(long = "operator", env = "PRAG_OPERATORS", value_delimiter = ',', value_name = "PUBKEY")]
     pub operators: Vec<String>,
+    /// PCCS (or Intel PCS) base URL: TDX collateral for workers' reports that carry none is
+    /// fetched from it. Without it such reports are refused.
+    #[arg(long, env = "PRAG_PCCS_URL", value_name = "URL")]
+    pub pccs_url: Option<String>,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -91,6 +95,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--operator {k}: {e}"))
                 })
                 .collect::<anyhow::Result<_>>()?,
+            pccs_url: args.pccs_url.clone(),
         },
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;

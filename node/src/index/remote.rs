@@ -63,11 +63,7 @@ fn wait<T>(runtime: &tokio::runtime::Handle, fut: impl Future<Output = T>) -> T 
     let in_multi_thread_worker = tokio::runtime::Handle::try_current()
         .map(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
         .unwrap_or(false);
-    if in_multi_thread_worker {
-        tokio::task::block_in_place(|| runtime.block_on(fut))
-    } else {
-        runtime.block_on(fut)
-    }
+    if in_multi_thread_worker { tokio::task::block_in_place(|| runtime.block_on(fut)) } else { runtime.block_on(fut) }
 }
 
 impl IndexBackend for RemoteBackend {
@@ -84,7 +80,8 @@ impl IndexBackend for RemoteBackend {
             if !exists {
                 client
                     .create_collection(
-                        CreateCollectionBuilder::new(&name).vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
+                        CreateCollectionBuilder::new(&name)
+                            .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
                     )
                     .await
                     .map_err(|e| engine(&url, format!("cannot create collection {name}: {e}")))?;

@@ -97,8 +97,7 @@ impl Node {
         if req.audience != self.node_id {
             return Err(Refusal::WrongAudience(req.audience));
         }
-        crate::sealed::check_public_key(&req.ephemeral_public_key)
-            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        crate::sealed::check_public_key(&req.ephemeral_public_key).map_err(|e| Refusal::BadRequest(e.to_string()))?;
         if req.request_id.is_empty() || req.request_id.len() > 128 {
             return Err(Refusal::BadRequest("request_id must be 1 to 128 characters".into()));
         }
@@ -121,7 +120,9 @@ impl Node {
         let max_age = self.gate.max_liveliness_age();
         match worker.last_seen {
             None => {
-                return Err(Refusal::StaleLiveliness("missing: the worker never answered a liveliness challenge".into()));
+                return Err(Refusal::StaleLiveliness(
+                    "missing: the worker never answered a liveliness challenge".into(),
+                ));
             }
             Some(t) if now.saturating_sub(t) > max_age => {
                 return Err(Refusal::StaleLiveliness(format!("{} s old (at most {max_age} s)", now - t)));
@@ -146,7 +147,8 @@ impl Node {
             NodeError::BadRequest(m) => Refusal::BadRequest(m),
             other => Refusal::BadRequest(format!("retrieval failed: {other}")),
         })?;
-        let tokens: u64 = hits.iter().map(|h| self.embedder.tokenizer().count_tokens(&h.text).unwrap_or(0) as u64).sum();
+        let tokens: u64 =
+            hits.iter().map(|h| self.embedder.tokenizer().count_tokens(&h.text).unwrap_or(0) as u64).sum();
         self.usage.record(&worker.ip_address, &subscriber, hits.len() as u64, tokens);
         let answer = WorkerAnswer { collection: req.collection.clone(), hits, unreadable };
         let plain = zeroize::Zeroizing::new(
@@ -186,7 +188,12 @@ impl Node {
             collection: collection.to_string(),
             ..Default::default()
         };
-        self.audit(if allow { "grant" } else { "revoke" }, "", &subject, if changed { String::new() } else { "no change".into() });
+        self.audit(
+            if allow { "grant" } else { "revoke" },
+            "",
+            &subject,
+            if changed { String::new() } else { "no change".into() },
+        );
         Ok(GrantsResponse { collection: collection.to_string(), subscribers: next.into_iter().collect() })
     }
 
@@ -229,14 +236,40 @@ impl Node {
         }
     }
 
+    /// Before judging a `register_worker`: TDX collateral from the PCCS if the report lacks it.
+    pub async fn fetch_collateral_for(&self, tx: &prag_proto::ledger::SignedTx) {
+        if let Some(report) =
+            tx.body.msg.get("register_worker").and_then(|b| b.get("attestation_report")).and_then(|r| r.as_str())
+        {
+            self.gate.ensure_collateral(report, unix_now()).await;
+        }
+    }
+
+    /// Fetches missing TDX collateral for registered workers; re-judges them if any came.
+    async fn fetch_missing_collateral(&self) {
+        let reports: Vec<String> =
+            self.ledger.with_state(|s| s.worker.workers.values().map(|w| w.attestation_report.clone()).collect());
+        let mut fetched = false;
+        for r in reports {
+            fetched |= self.gate.ensure_collateral(&r, unix_now()).await;
+        }
+        if fetched {
+            self.log_worker_verdicts("after fetching collateral");
+        }
+    }
+
     /// Re-judges every registered worker and logs each verdict.
     pub(crate) fn log_worker_verdicts(&self, when: &str) {
         let now = unix_now();
         let workers: Vec<Worker> = self.ledger.with_state(|s| s.worker.workers.values().cloned().collect());
         for w in workers {
             match self.gate.check_worker(&w, now) {
-                Ok(v) => tracing::info!(worker = %w.ip_address, kind = %v.kind, tcb = %v.tcb_status, when, "worker attestation accepted"),
-                Err(r) => tracing::warn!(worker = %w.ip_address, reason = r.code(), detail = %r, when, "worker attestation refused"),
+                Ok(v) => {
+                    tracing::info!(worker = %w.ip_address, kind = %v.kind, tcb = %v.tcb_status, when, "worker attestation accepted")
+                }
+                Err(r) => {
+                    tracing::warn!(worker = %w.ip_address, reason = r.code(), detail = %r, when, "worker attestation refused")
+                }
             }
         }
     }
@@ -245,13 +278,15 @@ impl Node {
     pub fn is_operator(&self, key: &VerifyingKey) -> bool {
         let hex = prag_proto::account::public_key_hex(key);
         let admin = self.ledger.with_state(|s| s.admin().to_string());
-        admin == prag_proto::account::address(key) || self.config.access.operators.iter().any(|o| *o == hex)
+        admin == prag_proto::account::address(key) || self.config.access.operators.contains(&hex)
     }
 
     /// The audit log, newest first (operators only).
     pub fn audit_entries(&self, caller: &VerifyingKey, limit: usize) -> Result<Vec<AuditEntry>, NodeError> {
         if !self.is_operator(caller) {
-            return Err(NodeError::Forbidden("only the contracts' admin or a node operator may read the audit log".into()));
+            return Err(NodeError::Forbidden(
+                "only the contracts' admin or a node operator may read the audit log".into(),
+            ));
         }
         Ok(self.audit.recent(limit))
     }
@@ -261,7 +296,13 @@ impl Node {
         let me = prag_proto::account::public_key_hex(caller);
         let ip = self
             .ledger
-            .with_state(|s| s.worker.workers.values().find(|w| w.signing_key.as_deref() == Some(me.as_str())).map(|w| w.ip_address.clone()))
+            .with_state(|s| {
+                s.worker
+                    .workers
+                    .values()
+                    .find(|w| w.signing_key.as_deref() == Some(me.as_str()))
+                    .map(|w| w.ip_address.clone())
+            })
             .ok_or_else(|| NodeError::Forbidden("the signing key is not a registered worker's key".into()))?;
         Ok(self.usage.for_worker(&ip))
     }
@@ -272,6 +313,7 @@ pub(crate) async fn policy_watch(node: Weak<Node>) {
     loop {
         tokio::time::sleep(POLICY_POLL).await;
         let Some(node) = node.upgrade() else { return };
+        node.fetch_missing_collateral().await;
         match node.gate.reload_if_changed() {
             None => {}
             Some(Ok(())) => {
@@ -279,7 +321,9 @@ pub(crate) async fn policy_watch(node: Weak<Node>) {
                 node.audit("policy", "", &Subject::default(), "attestation policy reloaded".into());
                 node.log_worker_verdicts("after policy change");
             }
-            Some(Err(e)) => tracing::error!(error = %e, "attestation policy file changed but is invalid; keeping the previous policy"),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "attestation policy file changed but is invalid; keeping the previous policy")
+            }
         }
     }
 }

@@ -17,8 +17,8 @@ use k256::ecdsa::VerifyingKey;
 use parking_lot::RwLock;
 use prag_embedder::Embedder;
 
-pub use crate::access::attestation::AttestationMode;
 use crate::access::attestation::AttestationGate;
+pub use crate::access::attestation::AttestationMode;
 use crate::access::audit::AuditLog;
 use crate::access::meter::UsageMeter;
 use crate::auth::NonceCache;
@@ -57,6 +57,8 @@ pub struct AccessConfig {
     /// Hex public keys allowed to read the node's operator endpoints (audit log) besides the
     /// contracts' admin.
     pub operators: Vec<String>,
+    /// PCCS (or Intel PCS) URL for TDX collateral that reports do not carry.
+    pub pccs_url: Option<String>,
 }
 
 impl Default for AccessConfig {
@@ -66,6 +68,7 @@ impl Default for AccessConfig {
             policy: None,
             max_liveliness_age_secs: 900,
             operators: Vec::new(),
+            pccs_url: None,
         }
     }
 }

@@ -86,13 +86,16 @@ impl Node {
                 };
                 Arc::new(EdgeBackend::new(&dir).map_err(internal)?)
             }
-            IndexChoice::Remote { url } => Arc::new(RemoteBackend::connect(url, qdrant_api_key).await.map_err(internal)?),
+            IndexChoice::Remote { url } => {
+                Arc::new(RemoteBackend::connect(url, qdrant_api_key).await.map_err(internal)?)
+            }
         };
         let ledger = Arc::new(crate::ledger::Ledger::open(&data, admin_key, &config.chain_id).map_err(internal)?);
         let gate = AttestationGate::new(
             config.access.attestation,
             config.access.policy.clone(),
             config.access.max_liveliness_age_secs,
+            config.access.pccs_url.clone(),
         )
         .map_err(NodeError::BadRequest)?;
         if gate.mode() == AttestationMode::Dev {
@@ -102,7 +105,8 @@ impl Node {
             );
         }
         let audit = AuditLog::open(&master, &data);
-        let node_id = hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
+        let node_id =
+            hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
@@ -221,7 +225,11 @@ impl Node {
     }
 
     /// Creates a collection owned by `owner` (hex public key).
-    pub async fn create_collection(self: &Arc<Self>, name: &str, owner: &k256::ecdsa::VerifyingKey) -> Result<(), NodeError> {
+    pub async fn create_collection(
+        self: &Arc<Self>,
+        name: &str,
+        owner: &k256::ecdsa::VerifyingKey,
+    ) -> Result<(), NodeError> {
         validate_collection_name(name)?;
         if self.collections.read().contains_key(name) {
             return Err(NodeError::Conflict(format!("collection {name:?} already exists")));

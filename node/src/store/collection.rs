@@ -84,11 +84,16 @@ impl CollectionStore {
         let json = Self::grants_key(master, &self.id)
             .open(&sealed)
             .map_err(|_| StoreError::Integrity { what: format!("access grants {}", path.display()) })?;
-        serde_json::from_slice(&json).map_err(|e| StoreError::Damaged { path: path.display().to_string(), reason: e.to_string() })
+        serde_json::from_slice(&json)
+            .map_err(|e| StoreError::Damaged { path: path.display().to_string(), reason: e.to_string() })
     }
 
     /// Replaces the grants atomically (temporary file, sync, rename).
-    pub fn write_grants(&self, master: &MasterKey, grants: &std::collections::BTreeSet<String>) -> Result<(), StoreError> {
+    pub fn write_grants(
+        &self,
+        master: &MasterKey,
+        grants: &std::collections::BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_vec(grants)
             .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
         let sealed = Self::grants_key(master, &self.id).seal(&json)?;
