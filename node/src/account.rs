@@ -35,16 +35,7 @@ pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
     check_private_file(path).map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()))?;
     let bytes =
         Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
-    let file: KeyFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a PRAG key file (JSON with type and private_key)", path.display()))?;
-    if file.kind != "secp256k1" {
-        bail!("{}: unsupported key type {:?}", path.display(), file.kind);
-    }
-    let raw = Zeroizing::new(
-        hex::decode(file.private_key.trim()).with_context(|| format!("{}: private_key is not hex", path.display()))?,
-    );
-    SigningKey::from_slice(&raw)
-        .map_err(|_| anyhow::anyhow!("{}: private_key is not a valid secp256k1 key", path.display()))
+    prag_proto::account::parse_key_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn public_key_hex(key: &SigningKey) -> String {

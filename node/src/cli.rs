@@ -46,6 +46,14 @@ pub enum Command {
     Admin(crate::commands::contracts::AdminArgs),
     /// A worker's own contract messages: wallet, address, type, liveliness, work, rewards.
     Worker(crate::commands::contracts::WorkerArgs),
+    /// The operator console: a full-screen dashboard of one or more nodes (runs `prag-console`,
+    /// installed beside `prag`; `prag console --help` lists its flags).
+    #[command(disable_help_flag = true)]
+    Console {
+        /// Passed to prag-console: --node URL (repeatable), --key FILE, --tick-ms.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Attestation reports: this machine's own (configfs-tsm), or verify one offline.
     #[command(subcommand)]
     Attest(crate::commands::attest::AttestCommand),
@@ -236,6 +244,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => commands::contracts::run_admin(args),
         Command::Worker(args) => commands::contracts::run_worker(args),
         Command::Attest(cmd) => commands::attest::run(cmd),
+        Command::Console { args } => commands::console::run(&args),
     }
 }
 

@@ -76,3 +76,32 @@ mod tests {
         assert!(parse_public_key(&bad).is_err());
     }
 }
+
+/// Why a key file's content is not a usable key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyFileError {
+    #[error("not a PRAG key file (JSON with type and private_key): {0}")]
+    NotKeyFile(String),
+    #[error("unsupported key type {0:?}")]
+    UnsupportedType(String),
+    #[error("private_key is not a valid secp256k1 key")]
+    InvalidKey,
+}
+
+/// Parses a key file's bytes (`{"type":"secp256k1","private_key":HEX}`); the caller reads the
+/// file and checks its permissions.
+pub fn parse_key_file(bytes: &[u8]) -> Result<k256::ecdsa::SigningKey, KeyFileError> {
+    #[derive(serde::Deserialize, zeroize::ZeroizeOnDrop)]
+    struct KeyFile {
+        #[serde(rename = "type")]
+        #[zeroize(skip)]
+        kind: String,
+        private_key: String,
+    }
+    let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| KeyFileError::NotKeyFile(e.to_string()))?;
+    if file.kind != "secp256k1" {
+        return Err(KeyFileError::UnsupportedType(file.kind.clone()));
+    }
+    let raw = zeroize::Zeroizing::new(hex::decode(file.private_key.trim()).map_err(|_| KeyFileError::InvalidKey)?);
+    k256::ecdsa::SigningKey::from_slice(&raw).map_err(|_| KeyFileError::InvalidKey)
+}

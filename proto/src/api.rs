@@ -275,3 +275,95 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
+
+/// What an operator's console sees of one node (`GET /v1/console`, and each event of
+/// `GET /v1/console/events`): one consistent snapshot, so the console never joins data from
+/// different moments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsoleFeed {
+    pub api_version: u32,
+    /// Node clock, unix seconds.
+    pub time: u64,
+    pub status: NodeStatus,
+    pub latency: LatencySummary,
+    pub ledger: LedgerSummary,
+    pub subscribers: Vec<SubscriberView>,
+    /// API keys stored (their hashes; never the keys).
+    pub api_keys: u64,
+    pub workers: Vec<WorkerView>,
+    /// Newest first.
+    pub recent_txs: Vec<TxView>,
+    pub epochs: Vec<EpochView>,
+    /// Newest first.
+    pub audit: Vec<AuditEntry>,
+    /// Other nodes this one knows (empty until the peer network runs).
+    #[serde(default)]
+    pub peers: Vec<PeerView>,
+}
+
+/// Latency quantiles since start, in milliseconds (0 when nothing was measured).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub query_p50_ms: f64,
+    pub query_p99_ms: f64,
+    pub worker_p50_ms: f64,
+    pub worker_p99_ms: f64,
+    pub ingest_p50_ms: f64,
+    pub ingest_p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerSummary {
+    pub height: u64,
+    pub head_hash: String,
+    pub admin: String,
+    pub chain_id: String,
+    pub orderer: bool,
+    /// A damaged tail found at start, in words; empty if none.
+    #[serde(default)]
+    pub damage: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubscriberView {
+    pub public_key: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerView {
+    pub ip_address: String,
+    pub worker_type: String,
+    pub payment_wallet: String,
+    /// `accepted (tdx UpToDate)` or `refused: <reason>` under this node's policy.
+    pub attestation: String,
+    pub accepted: bool,
+    pub last_seen: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TxView {
+    pub height: u64,
+    pub time: u64,
+    /// Sender's address.
+    pub sender: String,
+    /// The message's name (`register_worker`, ...).
+    pub msg: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EpochView {
+    pub epoch: u64,
+    pub funds: String,
+    pub closed: bool,
+    /// (wallet, work units, amount) per wallet.
+    pub shares: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerView {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub admitted: bool,
+    pub rtt_ms: Option<f64>,
+}

@@ -18,6 +18,8 @@
 //! | POST | /v1/worker/query | worker key | attested worker's retrieval; answer sealed to its ephemeral key |
 //! | GET | /v1/worker/usage | worker key | what this node served the worker, per subscriber |
 //! | GET | /v1/audit?limit=N | operator | audit log, newest first |
+//! | GET | /v1/console | operator | one snapshot of everything the console shows |
+//! | GET | /v1/console/events | operator | the same snapshot as server-sent events, every second |
 //! | GET | /v1/ledger/status | no | ledger height, head, admin, orderer, damage found at start |
 //! | GET | /v1/ledger/entries?from=N&limit=M | no | log entries (replication, inspection) |
 //! | POST | /v1/ledger/tx | tx-signed | submit a signed contract transaction |
@@ -61,6 +63,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/worker/query", post(worker_query))
         .route("/v1/worker/usage", get(worker_usage))
         .route("/v1/audit", get(audit))
+        .route("/v1/console", get(console_snapshot))
+        .route("/v1/console/events", get(console_events))
         .route("/v1/ledger/status", get(ledger_status))
         .route("/v1/ledger/entries", get(ledger_entries))
         .route("/v1/ledger/tx", post(ledger_tx))
@@ -312,6 +316,42 @@ async fn audit(
     signed: Signed,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(counted(&node, node.audit_entries(&signed.caller, q.limit.min(2000)))?))
+}
+
+fn require_operator(node: &Node, caller: &VerifyingKey) -> Result<(), ApiError> {
+    if node.is_operator(caller) {
+        Ok(())
+    } else {
+        node.metrics.refuse("forbidden");
+        Err(ApiError(NodeError::Forbidden(
+            "the console feed is for the contracts' admin and --operator keys only".into(),
+        )))
+    }
+}
+
+async fn console_snapshot(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    require_operator(&node, &signed.caller)?;
+    Ok(axum::Json(node.console_feed()))
+}
+
+/// Server-sent events: a `snapshot` event with a [`prag_proto::api::ConsoleFeed`] each second.
+/// The request is signed once, when the stream opens.
+async fn console_events(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    require_operator(&node, &signed.caller)?;
+    let weak = Arc::downgrade(&node);
+    drop(node);
+    let stream = futures::stream::unfold((weak, true), |(weak, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let node = weak.upgrade()?;
+        let feed = node.console_feed();
+        drop(node);
+        let event = Event::default().event("snapshot").json_data(&feed).map_err(|e| e.to_string());
+        Some((event.map_err(std::io::Error::other), (weak, false)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 impl From<crate::ledger::LedgerError> for NodeError {

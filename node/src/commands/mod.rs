@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod collection;
+pub mod console;
 pub mod contracts;
 pub mod demo;
 pub mod embed;

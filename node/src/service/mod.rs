@@ -3,6 +3,7 @@
 //! `open` (start-up and recovery), `ingest`, `query`, `status`.
 
 mod access;
+mod console;
 mod ingest;
 mod open;
 mod query;
