@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         max_file_bytes: 64 << 20,
         chain_id: "prag-bench".into(),
         access: Default::default(),
+        p2p: None,
     };
     let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
     let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");

@@ -31,7 +31,7 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Run a storage node.
-    Node(crate::commands::serve::NodeArgs),
+    Node(Box<crate::commands::serve::NodeArgs>),
     /// Create and list collections.
     #[command(subcommand)]
     Collection(CollectionCommand),
@@ -235,7 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => commands::embed::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Keys(cmd) => commands::keys::run(cmd),
-        Command::Node(args) => commands::serve::run(args),
+        Command::Node(args) => commands::serve::run(*args),
         Command::Collection(cmd) => commands::collection::run(cmd),
         Command::Upload(args) => commands::upload::run(args),
         Command::Query(args) => commands::query::run(args),

@@ -42,6 +42,10 @@ pub enum LedgerError {
     NotOrderer,
     #[error("ledger file {path}: {reason}")]
     Io { path: String, reason: String },
+    #[error("replicated entry {got} does not follow this log's height {have}: catch up first")]
+    Gap { have: u64, got: u64 },
+    #[error("replicated entry {height} conflicts with this log (another history)")]
+    Fork { height: u64 },
 }
 
 /// What was wrong with the log found at start.
@@ -90,6 +94,8 @@ pub struct Ledger {
     orderer: bool,
     damage: Option<LedgerDamage>,
     inner: Mutex<Inner>,
+    /// The height after each commit, for whoever replicates the log.
+    heights: tokio::sync::watch::Sender<u64>,
 }
 
 /// The contracts' address for a chain id: `bech32("secret", SHA-256("prag/contracts/" ‖ chain)[..20])`.
@@ -181,6 +187,7 @@ impl Ledger {
             orderer: marker.exists(),
             path: path.clone(),
             damage,
+            heights: tokio::sync::watch::Sender::new(height),
             inner: Mutex::new(Inner {
                 file: None,
                 state,
@@ -250,6 +257,14 @@ impl Ledger {
         let answer = next.apply(&env, &tx, height)?;
         let hash = Entry::compute_hash(height, &inner.head, &env, &tx)?;
         let entry = Entry { height, prev_hash: inner.head.clone(), env, tx, hash: hash.clone() };
+        self.append(&mut inner, entry, next)?;
+        drop(inner);
+        self.heights.send_replace(height + 1);
+        Ok(Receipt { height, hash, answer })
+    }
+
+    /// Appends a checked entry durably and makes `next` the state.
+    fn append(&self, inner: &mut Inner, entry: Entry, next: LedgerState) -> Result<(), LedgerError> {
         let json =
             serde_json::to_vec(&entry).map_err(|e| LedgerError::Io { path: "entry".into(), reason: e.to_string() })?;
         if json.len() > MAX_ENTRY_BYTES {
@@ -268,10 +283,51 @@ impl Ledger {
         }
         inner.state = next;
         inner.height += 1;
-        inner.head = hash.clone();
-        inner.tx_nonces.insert(nonce_key, now);
+        inner.head = entry.hash.clone();
+        inner.tx_nonces.insert((entry.tx.body.sender.clone(), entry.tx.body.nonce.clone()), entry.env.time);
         inner.entries.push(entry);
-        Ok(Receipt { height, hash, answer })
+        Ok(())
+    }
+
+    /// Applies an entry ordered by another node (replication): it must extend this log exactly
+    /// (height and previous hash), its hash must be right, and its transaction must verify and
+    /// apply. Returns false for an entry this log already holds (the same one).
+    pub fn append_replicated(&self, entry: Entry) -> Result<bool, LedgerError> {
+        let mut inner = self.lock();
+        if entry.height < inner.height {
+            let same = inner.entries.get(entry.height as usize).is_some_and(|e| e.hash == entry.hash);
+            return if same { Ok(false) } else { Err(LedgerError::Fork { height: entry.height }) };
+        }
+        if entry.height > inner.height {
+            return Err(LedgerError::Gap { have: inner.height, got: entry.height });
+        }
+        if entry.prev_hash != inner.head {
+            return Err(LedgerError::Fork { height: entry.height });
+        }
+        let hash = Entry::compute_hash(entry.height, &entry.prev_hash, &entry.env, &entry.tx)?;
+        if hash != entry.hash {
+            return Err(LedgerError::Contract(ContractError::invalid("entry", "its hash does not match its content")));
+        }
+        let mut next = inner.state.clone();
+        next.apply(&entry.env, &entry.tx, entry.height)?;
+        let height = entry.height;
+        self.append(&mut inner, entry, next)?;
+        drop(inner);
+        self.heights.send_replace(height + 1);
+        Ok(true)
+    }
+
+    pub fn is_orderer(&self) -> bool {
+        self.orderer
+    }
+
+    pub fn height(&self) -> u64 {
+        self.lock().height
+    }
+
+    /// Watches the height (each commit, local or replicated).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.heights.subscribe()
     }
 
     /// Answers a contract query (JSON in the published shape).
@@ -367,6 +423,42 @@ mod tests {
 
     fn sub(seed: u8) -> String {
         prag_proto::account::public_key_hex(&k256::ecdsa::VerifyingKey::from(&key(seed)))
+    }
+
+    #[test]
+    fn replicated_entries_are_checked_before_they_are_appended() {
+        let (a, b) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let admin = key(1);
+        let orderer = Ledger::open(a.path(), Some(&admin), "prag-test").expect("open");
+        for i in 0..3u8 {
+            orderer
+                .submit(tx(1, i.into(), serde_json::json!({"register_subscriber": {"public_key": sub(10 + i)}})))
+                .expect("submit");
+        }
+        let follower = Ledger::open(b.path(), None, "prag-test").expect("open");
+        assert!(!follower.is_orderer());
+        let entries = orderer.entries(0, 100);
+        assert!(matches!(follower.append_replicated(entries[1].clone()), Err(LedgerError::Gap { have: 0, got: 1 })));
+        let mut forged = entries[0].clone();
+        forged.env.time += 1;
+        assert!(follower.append_replicated(forged).is_err(), "an entry whose hash does not match is refused");
+        for e in &entries {
+            assert!(follower.append_replicated(e.clone()).expect("append"));
+        }
+        assert!(!follower.append_replicated(entries[2].clone()).expect("duplicate"), "a known entry is a no-op");
+        let mut other = entries[2].clone();
+        other.hash = "00".repeat(32);
+        assert!(matches!(follower.append_replicated(other), Err(LedgerError::Fork { height: 2 })));
+        assert_eq!(follower.status().head_hash, orderer.status().head_hash);
+        assert_eq!(follower.state(), orderer.state());
+        // A follower never orders, and its log replays to the same state after a restart.
+        assert!(matches!(
+            follower.submit(tx(1, 50, serde_json::json!({"register_subscriber": {"public_key": sub(30)}}))),
+            Err(LedgerError::NotOrderer)
+        ));
+        drop(follower);
+        let again = Ledger::open(b.path(), None, "prag-test").expect("reopen");
+        assert_eq!(again.state(), orderer.state());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod p2p;
 pub mod sealed;
 pub mod service;
 pub mod store;

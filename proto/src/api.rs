@@ -162,6 +162,15 @@ pub struct NodeStatus {
     /// Refusals by reason since start.
     #[serde(default)]
     pub refusals: std::collections::BTreeMap<String, u64>,
+    /// This node's libp2p peer id (empty when it runs alone).
+    #[serde(default)]
+    pub peer_id: String,
+    /// Addresses it listens on for peers.
+    #[serde(default)]
+    pub listen_addresses: Vec<String>,
+    /// Connected peers.
+    #[serde(default)]
+    pub peers: Vec<PeerView>,
 }
 
 /// How this node judges workers' attestation reports.

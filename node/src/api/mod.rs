@@ -366,6 +366,7 @@ impl From<crate::ledger::LedgerError> for NodeError {
             L::Replayed => NodeError::Unauthorized(prag_proto::auth::AuthError::Replayed),
             L::NoLedger | L::NotOrderer => NodeError::Conflict(e.to_string()),
             L::Io { .. } => NodeError::Internal(e.to_string()),
+            L::Gap { .. } | L::Fork { .. } => NodeError::Conflict(e.to_string()),
         }
     }
 }
@@ -397,13 +398,20 @@ async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl In
     let tx: prag_proto::ledger::SignedTx = parse_json(&body)?;
     node.fetch_collateral_for(&tx).await;
     counted(&node, node.check_transaction(&tx))?;
+    if !node.ledger.is_orderer()
+        && let Some(p2p) = node.p2p()
+    {
+        // This node does not order: hand the transaction to the one that does.
+        let receipt = p2p.submit(tx).await.map_err(|e| ApiError(NodeError::Conflict(format!("forwarded: {e}"))))?;
+        return Ok(axum::Json(receipt).into_response());
+    }
     let ledger = Arc::clone(&node.ledger);
     let result = tokio::task::spawn_blocking(move || ledger.submit(tx))
         .await
         .map_err(|e| ApiError(NodeError::Internal(e.to_string())))?;
     let receipt = counted(&node, result.map_err(NodeError::from))?;
     tracing::info!(height = receipt.height, "ledger transaction committed");
-    Ok(axum::Json(receipt))
+    Ok(axum::Json(receipt).into_response())
 }
 
 async fn ledger_query(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {

@@ -67,6 +67,16 @@ pub struct NodeArgs {
     /// fetched from it. Without it such reports are refused.
     #[arg(long, env = "PRAG_PCCS_URL", value_name = "URL")]
     pub pccs_url: Option<String>,
+    /// Listen for peers on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7800 or
+    /// /ip4/0.0.0.0/udp/7800/quic-v1. With no --p2p-listen, --peer or --mdns the node runs alone.
+    #[arg(long = "p2p-listen", env = "PRAG_P2P_LISTEN", value_delimiter = ',', value_name = "MULTIADDR")]
+    pub p2p_listen: Vec<libp2p::Multiaddr>,
+    /// A bootstrap peer to dial (repeatable).
+    #[arg(long = "peer", env = "PRAG_PEERS", value_delimiter = ',', value_name = "MULTIADDR")]
+    pub peers: Vec<libp2p::Multiaddr>,
+    /// Also find peers on the local network with mDNS (off by default).
+    #[arg(long, env = "PRAG_MDNS")]
+    pub mdns: bool,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -96,6 +106,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<_>>()?,
             pccs_url: args.pccs_url.clone(),
+        },
+        p2p: if args.p2p_listen.is_empty() && args.peers.is_empty() && !args.mdns {
+            None
+        } else {
+            Some(crate::p2p::P2pConfig { listen: args.p2p_listen.clone(), peers: args.peers.clone(), mdns: args.mdns })
         },
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;

@@ -44,6 +44,8 @@ pub struct NodeConfig {
     /// Chain id of the contracts' ledger created by this node (with `admin_key`).
     pub chain_id: String,
     pub access: AccessConfig,
+    /// The peer network; None runs the node alone.
+    pub p2p: Option<crate::p2p::P2pConfig>,
 }
 
 /// Who may retrieve, and who may watch.
@@ -197,6 +199,7 @@ pub struct Node {
     pub(crate) usage: UsageMeter,
     /// This node's id (a keyed hash from the master key): the audience of workers' requests.
     pub(crate) node_id: String,
+    pub(crate) p2p: Option<crate::p2p::P2pHandle>,
 }
 
 impl Node {
@@ -210,6 +213,10 @@ impl Node {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    pub fn p2p(&self) -> Option<&crate::p2p::P2pHandle> {
+        self.p2p.as_ref()
     }
 
     pub(crate) fn collection(&self, name: &str) -> Result<Arc<Collection>, NodeError> {

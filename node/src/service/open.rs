@@ -105,6 +105,13 @@ impl Node {
             );
         }
         let audit = AuditLog::open(&master, &data);
+        let p2p = match &config.p2p {
+            Some(p) => {
+                let key = crate::p2p::load_or_create_identity(&data).map_err(internal)?;
+                Some(crate::p2p::spawn(p.clone(), key, Arc::clone(&ledger)).map_err(NodeError::BadRequest)?)
+            }
+            None => None,
+        };
         let node_id =
             hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -123,6 +130,7 @@ impl Node {
             audit,
             usage: Default::default(),
             node_id,
+            p2p,
         });
         node.load_collections().await?;
         node.log_worker_verdicts("at start");

@@ -197,10 +197,10 @@ fn overview(app: &App) -> TableData {
     }
     TableData {
         title: "Nodes".into(),
-        headers: vec!["node", "state", "node id", "uptime", "attestation", "device", "model", "docs", "disk"],
+        headers: vec!["node", "state", "node id", "uptime", "attestation", "device", "model", "docs", "disk", "peers"],
         rows,
-        wide: vec![L(22), L(14), L(13), L(8), L(18), L(10), Min(10), L(6), L(10)],
-        narrow: vec![L(18), L(12), L(0), L(8), L(16), L(0), L(0), L(5), L(10)],
+        wide: vec![L(22), L(14), L(13), L(8), L(18), L(10), Min(10), L(6), L(10), L(5)],
+        narrow: vec![L(18), L(12), L(0), L(8), L(16), L(0), L(0), L(5), L(10), L(0)],
         alert_rows,
     }
 }

@@ -1,0 +1,57 @@
+//! The libp2p behaviours a node runs, composed.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
+
+use super::protocol::{LedgerRequest, LedgerResponse};
+
+pub const LEDGER_TOPIC: &str = "prag/ledger/1";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub ledger: request_response::json::Behaviour<LedgerRequest, LedgerResponse>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+impl Behaviour {
+    pub fn new(key: &Keypair, use_mdns: bool) -> Result<Self, String> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(500))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .max_transmit_size(2 << 20)
+            .build()
+            .map_err(|e| format!("gossipsub config: {e}"))?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+            .map_err(|e| format!("gossipsub: {e}"))?;
+        let kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(StreamProtocol::new("/prag/kad/1.0.0")),
+        );
+        let ledger = request_response::json::Behaviour::new(
+            [(StreamProtocol::new("/prag/ledger/1"), request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+        let mdns = if use_mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| format!("mdns: {e}"))?)
+        } else {
+            None
+        };
+        Ok(Behaviour {
+            identify: identify::Behaviour::new(identify::Config::new("/prag/1.0.0".into(), key.public())),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            gossipsub,
+            ledger,
+            mdns: mdns.into(),
+        })
+    }
+}
