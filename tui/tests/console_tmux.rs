@@ -111,7 +111,11 @@ fn console_shows_live_numbers_in_tmux_and_quits_cleanly() {
     }
     run(&[&["upload"][..], &conn, &["-c", "clinic", "mri.md", "wifi.md", "heart.md"]].concat(), dir);
 
-    let console = format!("{} --node {url} --key admin.key", Path::new(env!("CARGO_BIN_EXE_prag-console")).display());
+    // Through sh so that the console's own exit status is recorded, whatever tmux reports.
+    let console = format!(
+        "sh -c '{} --node {url} --key admin.key; echo $? > console.exit'",
+        Path::new(env!("CARGO_BIN_EXE_prag-console")).display()
+    );
     let cwd = dir.to_str().expect("utf8");
     tmux(&socket, &["new-session", "-d", "-x", "120", "-y", "40", "-s", "prag", "-c", cwd, &console]);
     tmux(&socket, &["set-option", "-t", "prag:", "remain-on-exit", "on"]);
@@ -153,13 +157,16 @@ fn console_shows_live_numbers_in_tmux_and_quits_cleanly() {
     tmux(&socket, &["send-keys", "-t", "prag:", "Escape"]);
     wait_for(&socket, "the help overlay to close", |s| !s.contains("maximise the main panel"));
     tmux(&socket, &["send-keys", "-t", "prag:", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit_file = dir.join("console.exit");
     loop {
-        let dead = tmux(&socket, &["display-message", "-p", "-t", "prag:", "#{pane_dead} #{pane_dead_status}"]);
-        if dead.trim() == "1 0" {
+        if let Ok(code) = std::fs::read_to_string(&exit_file)
+            && !code.trim().is_empty()
+        {
+            assert_eq!(code.trim(), "0", "the console's exit status");
             break;
         }
-        assert!(Instant::now() < deadline, "console did not exit cleanly: {dead}\n{}", screen(&socket));
+        assert!(Instant::now() < deadline, "console did not exit after q:\n{}", screen(&socket));
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = screen(&socket);
