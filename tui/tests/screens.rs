@@ -32,7 +32,9 @@ fn feed(t: u64, queries: u64, ingested: u64, texts: u64) -> ConsoleFeed {
                 "max_report_age_secs": 86400, "workers_accepted": 1, "workers_refused": 1,
                 "max_liveliness_age_secs": 900},
             "worker_usage": [{"worker": "10.0.0.1", "subscriber": "02cc", "requests": 7, "chunks": 21, "tokens": 900}],
-            "refusals": {"no_grant": 2, "stale_request": 1}
+            "refusals": {"no_grant": 2, "stale_request": 1},
+            "peer_id": "12D3KooWGzhVc6xYjmE2u5vS4S8J3Jq6dLh1sZz9Zr7XyNfAbCdE",
+            "peers": [{"peer_id": "12D3KooWPeerB", "addresses": ["/ip4/127.0.0.1/tcp/7801"], "admitted": false, "rtt_ms": 0.4}]
         },
         "latency": {"query_p50_ms": 5.0, "query_p99_ms": 25.0, "worker_p50_ms": 10.0, "worker_p99_ms": 50.0,
                     "ingest_p50_ms": 250.0, "ingest_p99_ms": 1000.0},

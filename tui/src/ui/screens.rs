@@ -166,7 +166,7 @@ fn overview(app: &App) -> TableData {
                 vec![
                     host(&n.url),
                     link_text(n),
-                    short(&s.node_id, 12),
+                    if s.peer_id.is_empty() { "(alone)".to_string() } else { short(&s.peer_id, 14) },
                     duration(s.uptime_secs),
                     format!(
                         "{}{} {}✓ {}✗",
@@ -179,27 +179,22 @@ fn overview(app: &App) -> TableData {
                     s.embedder.model.rsplit('/').next().unwrap_or_default().to_string(),
                     s.documents.to_string(),
                     bytes(s.disk_bytes),
+                    s.peers.len().to_string(),
                 ]
             }
-            None => vec![
-                host(&n.url),
-                link_text(n),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ],
+            None => {
+                let mut row = vec![host(&n.url), link_text(n)];
+                row.resize(10, "-".to_string());
+                row
+            }
         };
         rows.push(row);
     }
     TableData {
         title: "Nodes".into(),
-        headers: vec!["node", "state", "node id", "uptime", "attestation", "device", "model", "docs", "disk", "peers"],
+        headers: vec!["node", "state", "peer id", "uptime", "attestation", "device", "model", "docs", "disk", "peers"],
         rows,
-        wide: vec![L(22), L(14), L(13), L(8), L(18), L(10), Min(10), L(6), L(10), L(5)],
+        wide: vec![L(22), L(14), L(15), L(8), L(18), L(10), Min(10), L(6), L(10), L(5)],
         narrow: vec![L(18), L(12), L(0), L(8), L(16), L(0), L(0), L(5), L(10), L(0)],
         alert_rows,
     }
