@@ -18,16 +18,6 @@ use qdrant_client::qdrant::{PointStruct, ScrollPointsBuilder, UpsertPointsBuilde
 const CANARY: &str = "Canary record 9K: patient Ignatius Montalbán-Okafor, born 1974, was prescribed 25 mg \
                       of clozapine and reports vertigo after the April biopsy.";
 
-const DOCS: &[(&str, &str)] = &[
-    ("policies/retention.md", include_str!("../assets/demo/records-retention.md")),
-    ("leaflets/mri.md", include_str!("../assets/demo/mri-preparation.md")),
-    ("leaflets/wifi.md", include_str!("../assets/demo/guest-wifi.md")),
-    ("leaflets/lab.md", include_str!("../assets/demo/lab-results.md")),
-    ("archive/log.md", include_str!("../assets/demo/archive-digitisation.md")),
-    ("leaflets/heart.md", include_str!("../assets/demo/discharge-advice.md")),
-    ("canary.txt", CANARY),
-];
-
 const QUESTIONS: &[&str] = &[
     "How long do you keep a child's medical records?",
     "Can I wear my earrings in the scanner?",
@@ -61,7 +51,7 @@ fn fill(client: &prag_node::client::NodeClient, rt: &tokio::runtime::Runtime) {
     let _: Option<prag_proto::api::CollectionInfo> = rt
         .block_on(client.post("/v1/collections", &CreateCollectionRequest { name: "clinic".into() }))
         .expect("create");
-    for (path, text) in DOCS {
+    for (path, text) in CLINIC_DOCS.iter().chain([&("canary.txt", CANARY)]) {
         let r: UploadResponse = rt
             .block_on(client.post("/v1/collections/clinic/documents", &upload_body(path, text.as_bytes())))
             .expect("upload");

@@ -13,14 +13,7 @@ use prag_proto::api::{
 const CANARY: &str = "Canary record 7Q: patient Ottoline Vasquez-Brandauer, born 1961, takes 40 mg of \
                       ziprasidone nightly and reports tinnitus after the February procedure.";
 
-const DOCS: &[(&str, &str)] = &[
-    ("policies/retention.md", include_str!("../assets/demo/records-retention.md")),
-    ("leaflets/mri.md", include_str!("../assets/demo/mri-preparation.md")),
-    ("leaflets/wifi.md", include_str!("../assets/demo/guest-wifi.md")),
-    ("leaflets/lab.md", include_str!("../assets/demo/lab-results.md")),
-    ("archive/log.md", include_str!("../assets/demo/archive-digitisation.md")),
-    ("leaflets/heart.md", include_str!("../assets/demo/discharge-advice.md")),
-];
+const DOCS: &[(&str, &str)] = CLINIC_DOCS;
 
 fn ask(client: &prag_node::client::NodeClient, rt: &tokio::runtime::Runtime, q: &str) -> QueryResponse {
     rt.block_on(client.post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 3, exact: false }))

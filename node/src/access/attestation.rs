@@ -105,6 +105,11 @@ impl AttestationGate {
         self.mode
     }
 
+    /// Whether missing TDX collateral can be fetched at all.
+    pub fn has_pccs(&self) -> bool {
+        self.pccs_url.is_some()
+    }
+
     pub fn max_liveliness_age(&self) -> u64 {
         self.max_liveliness_age
     }

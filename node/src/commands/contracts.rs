@@ -377,18 +377,7 @@ pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&answer)?);
                 return Ok(());
             }
-            if answer.hits.is_empty() {
-                println!("no matches");
-            }
-            for (rank, h) in answer.hits.iter().enumerate() {
-                println!("{}. {:.3}  {}  (chunk {}, doc {})", rank + 1, h.score, h.path, h.chunk, h.doc_id);
-                for line in h.text.lines().filter(|l| !l.trim().is_empty()) {
-                    println!("     {}", line.trim());
-                }
-            }
-            for u in &answer.unreadable {
-                eprintln!("warning: chunk {} of document {} is unreadable: {}", u.chunk, u.doc_id, u.error);
-            }
+            crate::commands::query::print_hits(&answer.hits, &answer.unreadable);
             Ok(())
         }
         WorkerCommand::Usage => {

@@ -1,6 +1,6 @@
 //! `prag query`: top-k chunks of a collection for a question.
 
-use prag_proto::api::{QueryRequest, QueryResponse};
+use prag_proto::api::{ChunkError, Hit, QueryRequest, QueryResponse};
 
 use crate::cli::{NodeConn, runtime};
 use crate::client::segment;
@@ -32,17 +32,22 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&resp)?);
         return Ok(());
     }
-    if resp.hits.is_empty() {
+    print_hits(&resp.hits, &resp.unreadable);
+    Ok(())
+}
+
+/// Ranked hits with their text, and a warning per unreadable chunk (shared with `prag worker query`).
+pub fn print_hits(hits: &[Hit], unreadable: &[ChunkError]) {
+    if hits.is_empty() {
         println!("no matches");
     }
-    for (rank, h) in resp.hits.iter().enumerate() {
+    for (rank, h) in hits.iter().enumerate() {
         println!("{}. {:.3}  {}  (chunk {}, doc {})", rank + 1, h.score, h.path, h.chunk, h.doc_id);
         for line in h.text.lines().filter(|l| !l.trim().is_empty()) {
             println!("     {}", line.trim());
         }
     }
-    for u in &resp.unreadable {
+    for u in unreadable {
         eprintln!("warning: chunk {} of document {} is unreadable: {}", u.chunk, u.doc_id, u.error);
     }
-    Ok(())
 }

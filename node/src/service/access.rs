@@ -247,6 +247,9 @@ impl Node {
 
     /// Fetches missing TDX collateral for registered workers; re-judges them if any came.
     async fn fetch_missing_collateral(&self) {
+        if !self.gate.has_pccs() {
+            return; // runs every poll tick: do not copy every report for nothing
+        }
         let reports: Vec<String> =
             self.ledger.with_state(|s| s.worker.workers.values().map(|w| w.attestation_report.clone()).collect());
         let mut fetched = false;

@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 use k256::ecdsa::SigningKey;
 use prag_node::client::NodeClient;
 
+/// The demo corpus as (upload path, text): leaflets, a retention policy and an archive log.
+pub const CLINIC_DOCS: &[(&str, &str)] = &[
+    ("policies/retention.md", include_str!("../../assets/demo/records-retention.md")),
+    ("leaflets/mri.md", include_str!("../../assets/demo/mri-preparation.md")),
+    ("leaflets/wifi.md", include_str!("../../assets/demo/guest-wifi.md")),
+    ("leaflets/lab.md", include_str!("../../assets/demo/lab-results.md")),
+    ("archive/log.md", include_str!("../../assets/demo/archive-digitisation.md")),
+    ("leaflets/heart.md", include_str!("../../assets/demo/discharge-advice.md")),
+];
+
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var_os("PRAG_MODEL").map(PathBuf::from).unwrap_or_else(prag_embedder::fetch::default_model_dir);
     assert!(dir.join("model.safetensors").is_file(), "no model at {}: run scripts/test first", dir.display());
