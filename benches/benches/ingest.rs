@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
         chain_id: "prag-bench".into(),
         access: Default::default(),
         p2p: None,
+        cluster: Default::default(),
     };
     let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
     let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");

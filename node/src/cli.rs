@@ -57,6 +57,9 @@ pub enum Command {
     /// Attestation reports: this machine's own (configfs-tsm), or verify one offline.
     #[command(subcommand)]
     Attest(crate::commands::attest::AttestCommand),
+    /// A storage node's identity in the network (for its WorkerManager registration).
+    #[command(subcommand)]
+    Storage(crate::commands::storage::StorageCommand),
     /// Print a node's status.
     Status {
         #[command(flatten)]
@@ -244,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => commands::contracts::run_admin(args),
         Command::Worker(args) => commands::contracts::run_worker(args),
         Command::Attest(cmd) => commands::attest::run(cmd),
+        Command::Storage(cmd) => commands::storage::run(cmd),
         Command::Console { args } => commands::console::run(&args),
     }
 }

@@ -44,6 +44,10 @@ pub enum Purpose {
     Audit,
     /// Collection access grants.
     Grants,
+    /// A collection's own key, sealed under the node's master key (`key.sealed`).
+    CollectionKey,
+    /// Questions and answers of a search one node asks of another, sealed under the collection key.
+    RemoteSearch,
 }
 
 impl Purpose {
@@ -57,6 +61,8 @@ impl Purpose {
             Purpose::Rotation => b"rotation",
             Purpose::Audit => b"audit",
             Purpose::Grants => b"grants",
+            Purpose::CollectionKey => b"collection-key",
+            Purpose::RemoteSearch => b"remote-search",
         }
     }
 }
@@ -90,7 +96,8 @@ impl<'a> KeyContext<'a> {
     }
 }
 
-/// The node's master key. Zeroized on drop; never printed.
+/// A root of the key tree: the node's master key, or a collection's key (every node holding a
+/// replica of the collection has the same one). Zeroized on drop; never printed.
 pub struct MasterKey {
     prk: hkdf::Prk,
     // Kept only so it can be zeroized; ring's Prk holds its own copy inside an HMAC key.
@@ -147,6 +154,16 @@ impl MasterKey {
             write_private_file(path, &key.bytes[..]).map_err(|e| err(e.to_string()))?;
             Ok((key, true))
         }
+    }
+
+    /// The raw key, for wrapping it to a peer (HPKE) or sealing it under another key.
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// A second handle on the same key.
+    pub(crate) fn duplicate(&self) -> Self {
+        MasterKey::from_bytes(*self.bytes)
     }
 
     /// Derives the 32-byte key for `ctx`.

@@ -9,6 +9,7 @@ pub mod attest;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod commands;
 pub mod crypto;
 pub mod extract;

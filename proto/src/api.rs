@@ -120,6 +120,12 @@ pub struct QueryResponse {
     pub unreadable: Vec<ChunkError>,
     pub exact: bool,
     pub took_ms: f64,
+    /// Set when some shard had no reachable replica: the hits come from the other shards only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// The shards no replica answered for (with `partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -171,6 +177,50 @@ pub struct NodeStatus {
     /// Connected peers.
     #[serde(default)]
     pub peers: Vec<PeerView>,
+    /// The storage network: admission, shards and their replicas (absent when the node runs alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// A node's view of the storage network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterStatus {
+    /// Whether this node itself may hold shards (registered `prag-storage` and attested).
+    pub admitted: bool,
+    /// Why not, when it may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Peers refused admission, with the reason.
+    #[serde(default)]
+    pub refused_peers: std::collections::BTreeMap<String, String>,
+    /// Requests refused because the asking peer is not admitted.
+    pub peer_requests_refused: u64,
+    pub shards: Vec<ShardView>,
+    pub bytes_replicated: u64,
+    pub documents_replicated: u64,
+    pub transfers_active: u64,
+    pub transfers_resumed: u64,
+    pub remote_searches: u64,
+    pub remote_search_p50_ms: f64,
+    pub remote_search_p99_ms: f64,
+}
+
+/// One shard of a collection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShardView {
+    pub collection: String,
+    pub shard: u32,
+    /// Where placement wants it (rendezvous over admitted nodes), best first.
+    pub owners: Vec<String>,
+    /// Reachable nodes (this one included) that hold every document of the shard.
+    pub holders: Vec<String>,
+    /// Documents of the shard (newest versions known anywhere).
+    #[serde(default)]
+    pub documents: u64,
+    /// Documents of the shard held here.
+    pub documents_here: u64,
+    /// Holders ≥ the replica count (or ≥ the admitted nodes, when there are fewer).
+    pub healthy: bool,
 }
 
 /// How this node judges workers' attestation reports.
@@ -261,6 +311,11 @@ pub struct WorkerAnswer {
     pub hits: Vec<Hit>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<ChunkError>,
+    /// As in [`QueryResponse::partial`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<u32>,
 }
 
 /// One line of a node's audit log (no request text, no keys).

@@ -10,4 +10,5 @@ pub mod keys;
 pub mod model;
 pub mod query;
 pub mod serve;
+pub mod storage;
 pub mod upload;

@@ -77,6 +77,28 @@ pub struct NodeArgs {
     /// Also find peers on the local network with mDNS (off by default).
     #[arg(long, env = "PRAG_MDNS")]
     pub mdns: bool,
+    /// Shards per new collection (in a network).
+    #[arg(long, env = "PRAG_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// Copies of each shard the network keeps.
+    #[arg(long, env = "PRAG_REPLICAS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// Seconds a vanished storage node keeps its shards before they are copied to the others.
+    #[arg(long, env = "PRAG_REREPLICATE_AFTER", default_value_t = 60, value_name = "SECS")]
+    pub rereplicate_after: u64,
+    /// Milliseconds before a slow remote search is also asked of another replica.
+    #[arg(long, env = "PRAG_HEDGE_AFTER_MS", default_value_t = 250, value_name = "MS")]
+    pub hedge_after_ms: u64,
+    /// Milliseconds between syncs of catalogs and holdings with peers.
+    #[arg(long, env = "PRAG_SYNC_INTERVAL_MS", default_value_t = 1000, value_name = "MS")]
+    pub sync_interval_ms: u64,
+    /// Incoming shard transfer limit in KiB/s, all transfers together (0: unlimited).
+    #[arg(long, env = "PRAG_TRANSFER_RATE_KIB", default_value_t = 262_144, value_name = "KIB_PER_SEC")]
+    pub transfer_rate_kib: u64,
+    /// Bytes per shard transfer request.
+    #[arg(long, env = "PRAG_TRANSFER_PIECE", default_value_t = 4 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)))]
+    pub transfer_piece: u32,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -111,6 +133,16 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             None
         } else {
             Some(crate::p2p::P2pConfig { listen: args.p2p_listen.clone(), peers: args.peers.clone(), mdns: args.mdns })
+        },
+        cluster: crate::cluster::ClusterConfig {
+            shards: args.shards,
+            replicas: args.replicas,
+            rereplicate_after: std::time::Duration::from_secs(args.rereplicate_after),
+            hedge_after: std::time::Duration::from_millis(args.hedge_after_ms),
+            sync_interval: std::time::Duration::from_millis(args.sync_interval_ms.max(50)),
+            transfer_rate: args.transfer_rate_kib.saturating_mul(1024),
+            piece_bytes: args.transfer_piece,
+            max_transfers: 4,
         },
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;

@@ -7,6 +7,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
 
 use super::protocol::{LedgerRequest, LedgerResponse};
+use crate::cluster::wire::{ClusterCodec, PROTOCOL as CLUSTER_PROTOCOL};
 
 pub const LEDGER_TOPIC: &str = "prag/ledger/1";
 
@@ -17,6 +18,8 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub ledger: request_response::json::Behaviour<LedgerRequest, LedgerResponse>,
+    /// Storage traffic: catalog, shard transfer, remote search.
+    pub cluster: request_response::Behaviour<ClusterCodec>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
@@ -31,14 +34,22 @@ impl Behaviour {
             .map_err(|e| format!("gossipsub config: {e}"))?;
         let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
             .map_err(|e| format!("gossipsub: {e}"))?;
-        let kad = kad::Behaviour::with_config(
+        let mut kad = kad::Behaviour::with_config(
             peer_id,
             kad::store::MemoryStore::new(peer_id),
             kad::Config::new(StreamProtocol::new("/prag/kad/1.0.0")),
         );
+        // Server mode always: nodes on private or loopback addresses confirm no external address,
+        // and in client mode they would neither answer lookups nor enter others' tables.
+        kad.set_mode(Some(kad::Mode::Server));
         let ledger = request_response::json::Behaviour::new(
             [(StreamProtocol::new("/prag/ledger/1"), request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+        let cluster = request_response::Behaviour::with_codec(
+            ClusterCodec,
+            [(StreamProtocol::new(CLUSTER_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
         );
         let mdns = if use_mdns {
             Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| format!("mdns: {e}"))?)
@@ -51,6 +62,7 @@ impl Behaviour {
             kad,
             gossipsub,
             ledger,
+            cluster,
             mdns: mdns.into(),
         })
     }

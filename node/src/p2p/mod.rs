@@ -15,4 +15,4 @@ mod protocol;
 mod service;
 
 pub use identity::load_or_create_identity;
-pub use service::{P2pConfig, P2pHandle, spawn};
+pub use service::{Inbound, P2pConfig, P2pHandle, PeerState, spawn};

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, LEDGER_TOPIC};
 use super::protocol::{CATCH_UP_BATCH, LedgerRequest, LedgerResponse, NOT_ORDERER};
+use crate::cluster::wire::{ClusterRequest, ClusterResponse, Framed};
 use crate::ledger::{Ledger, LedgerError};
 
 /// Where to listen, whom to dial, whether to look on the local network.
@@ -26,9 +27,19 @@ pub struct P2pConfig {
 }
 
 type Reply = oneshot::Sender<Result<serde_json::Value, String>>;
+type ClusterReply = oneshot::Sender<Result<Framed<ClusterResponse>, String>>;
 
 enum Command {
     Submit(SignedTx, Reply),
+    Ask(PeerId, Framed<ClusterRequest>, ClusterReply),
+}
+
+/// A storage request from a peer, for the node to answer through `reply` (dropping `reply`
+/// answers nothing; the peer sees its request fail).
+pub struct Inbound {
+    pub peer: PeerId,
+    pub request: Framed<ClusterRequest>,
+    pub reply: oneshot::Sender<Framed<ClusterResponse>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,6 +47,17 @@ struct PeerInfo {
     addresses: Vec<String>,
     rtt_ms: Option<f64>,
     connected: bool,
+    /// When the last connection closed (None while connected or never).
+    gone_since: Option<std::time::Instant>,
+}
+
+/// What the node needs to know of a peer to place shards and pick replicas.
+#[derive(Debug, Clone)]
+pub struct PeerState {
+    pub peer_id: PeerId,
+    pub connected: bool,
+    pub rtt_ms: Option<f64>,
+    pub gone_since: Option<std::time::Instant>,
 }
 
 /// The node's side of the peer network.
@@ -52,6 +74,26 @@ impl P2pHandle {
         self.peer_id.to_string()
     }
 
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Every peer ever connected, with its state.
+    pub fn peer_states(&self) -> Vec<PeerState> {
+        self.peers
+            .read()
+            .iter()
+            .map(|(id, p)| PeerState { peer_id: *id, connected: p.connected, rtt_ms: p.rtt_ms, gone_since: p.gone_since })
+            .collect()
+    }
+
+    /// Sends a storage request to `peer` and waits for its answer.
+    pub async fn ask(&self, peer: PeerId, request: Framed<ClusterRequest>) -> Result<Framed<ClusterResponse>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Ask(peer, request, reply)).await.map_err(|_| "the peer network stopped".to_string())?;
+        answer.await.map_err(|_| "the peer network stopped".to_string())?
+    }
+
     /// Connected peers.
     pub fn peers(&self) -> Vec<PeerView> {
         let mut out: Vec<PeerView> = self
@@ -62,7 +104,7 @@ impl P2pHandle {
             .map(|(id, p)| PeerView {
                 peer_id: id.to_string(),
                 addresses: p.addresses.clone(),
-                // Shard admission (WorkerManager registration + attestation) is not in place yet.
+                // Filled in by the node, which judges admission.
                 admitted: false,
                 rtt_ms: p.rtt_ms,
             })
@@ -98,10 +140,23 @@ struct Service {
     topic: gossipsub::IdentTopic,
     published: u64,
     submits: HashMap<OutboundRequestId, Pending>,
+    asks: HashMap<OutboundRequestId, ClusterReply>,
+    inbound: mpsc::Sender<Inbound>,
+    answers: futures::stream::FuturesUnordered<PendingAnswer>,
 }
 
+type PendingAnswer = futures::future::BoxFuture<
+    'static,
+    (request_response::ResponseChannel<Framed<ClusterResponse>>, Option<Framed<ClusterResponse>>),
+>;
+
 /// Starts the swarm on the current Tokio runtime.
-pub fn spawn(config: P2pConfig, key: libp2p::identity::Keypair, ledger: Arc<Ledger>) -> Result<P2pHandle, String> {
+/// Storage requests from peers arrive on the returned receiver.
+pub fn spawn(
+    config: P2pConfig,
+    key: libp2p::identity::Keypair,
+    ledger: Arc<Ledger>,
+) -> Result<(P2pHandle, mpsc::Receiver<Inbound>), String> {
     let peer_id = key.public().to_peer_id();
     let use_mdns = config.mdns;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -127,7 +182,11 @@ pub fn spawn(config: P2pConfig, key: libp2p::identity::Keypair, ledger: Arc<Ledg
     let peers = Arc::new(RwLock::new(HashMap::new()));
     let listening = Arc::new(RwLock::new(Vec::new()));
     let published = ledger.height();
+    let (inbound, inbound_rx) = mpsc::channel(256);
     let service = Service {
+        asks: HashMap::new(),
+        inbound,
+        answers: Default::default(),
         swarm,
         ledger,
         peers: Arc::clone(&peers),
@@ -138,21 +197,30 @@ pub fn spawn(config: P2pConfig, key: libp2p::identity::Keypair, ledger: Arc<Ledg
     };
     tokio::spawn(service.run(rx, config.peers));
     tracing::info!(%peer_id, "peer network started");
-    Ok(P2pHandle { peer_id, commands, peers, listening })
+    Ok((P2pHandle { peer_id, commands, peers, listening }, inbound_rx))
 }
 
 impl Service {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, bootstrap: Vec<Multiaddr>) {
         let mut heights = self.ledger.subscribe();
         let mut catch_up = tokio::time::interval(Duration::from_secs(10));
-        let mut redial = tokio::time::interval(Duration::from_secs(5));
+        let mut redial = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_event(event),
                 cmd = commands.recv() => match cmd {
                     Some(Command::Submit(tx, reply)) => self.forward(tx, reply),
+                    Some(Command::Ask(peer, request, reply)) => {
+                        let id = self.swarm.behaviour_mut().cluster.send_request(&peer, request);
+                        self.asks.insert(id, reply);
+                    }
                     None => return,
                 },
+                Some((channel, answer)) = self.answers.next(), if !self.answers.is_empty() => {
+                    if let Some(answer) = answer {
+                        let _ = self.swarm.behaviour_mut().cluster.send_response(channel, answer);
+                    }
+                }
                 changed = heights.changed() => {
                     if changed.is_err() { return; }
                     self.publish_new_entries();
@@ -165,8 +233,29 @@ impl Service {
                         for addr in &bootstrap {
                             let _ = self.swarm.dial(addr.clone());
                         }
+                    } else {
+                        self.connect_known_peers();
                     }
                 }
+            }
+        }
+    }
+
+    /// Storage nodes talk to every other directly (placement needs each owner's holdings), so
+    /// peers learnt through Kademlia are dialled too; a Kademlia bootstrap finds new ones.
+    fn connect_known_peers(&mut self) {
+        let local = *self.swarm.local_peer_id();
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        let known: Vec<PeerId> = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .flat_map(|b| b.iter().map(|e| *e.node.key.preimage()).collect::<Vec<_>>())
+            .collect();
+        for peer in known {
+            if peer != local && !self.swarm.is_connected(&peer) {
+                let _ = self.swarm.dial(peer);
             }
         }
     }
@@ -251,6 +340,7 @@ impl Service {
                     let mut peers = self.peers.write();
                     let info = peers.entry(peer_id).or_default();
                     info.connected = true;
+                    info.gone_since = None;
                     if !info.addresses.contains(&addr.to_string()) {
                         info.addresses.push(addr.to_string());
                     }
@@ -262,6 +352,7 @@ impl Service {
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 if let Some(p) = self.peers.write().get_mut(&peer_id) {
                     p.connected = false;
+                    p.gone_since = Some(std::time::Instant::now());
                 }
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
@@ -329,10 +420,43 @@ impl Service {
                     self.try_next(p);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Cluster(event)) => self.on_cluster(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })) => {
                 tracing::debug!(peer = %peer, "routing table updated");
             }
             _ => {}
+        }
+    }
+
+    fn on_cluster(&mut self, event: request_response::Event<Framed<ClusterRequest>, Framed<ClusterResponse>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let (reply, answer) = oneshot::channel();
+                    // A full queue means the node is overwhelmed: the request is dropped and the
+                    // peer sees it fail, rather than the swarm loop stalling.
+                    if self.inbound.try_send(Inbound { peer, request, reply }).is_err() {
+                        tracing::warn!(peer = %peer, "storage request dropped: the node is busy");
+                        return;
+                    }
+                    self.answers.push(Box::pin(async move { (channel, answer.await.ok()) }));
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.asks.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                tracing::debug!(peer = %peer, error = %error, "storage request failed");
+                if let Some(reply) = self.asks.remove(&request_id) {
+                    let _ = reply.send(Err(format!("peer {peer}: {error}")));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(peer = %peer, error = %error, "storage request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 

@@ -1,7 +1,7 @@
 //! The worker's retrieval path and the rules around it: grants by collection owners, the
 //! attestation gate at registration and on policy change, the audit log, usage metering.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use k256::ecdsa::VerifyingKey;
@@ -143,14 +143,21 @@ impl Node {
         }
 
         // Allowed: retrieve, meter, seal to the worker's ephemeral key.
-        let (hits, unreadable) = self.retrieve(&coll, req.text, req.k, false).await.map_err(|e| match e {
+        let found = self.retrieve(&coll, req.text, req.k, false).await.map_err(|e| match e {
             NodeError::BadRequest(m) => Refusal::BadRequest(m),
             other => Refusal::BadRequest(format!("retrieval failed: {other}")),
         })?;
+        let (hits, unreadable, missing_shards) = (found.hits, found.unreadable, found.missing_shards);
         let tokens: u64 =
             hits.iter().map(|h| self.embedder.tokenizer().count_tokens(&h.text).unwrap_or(0) as u64).sum();
         self.usage.record(&worker.ip_address, &subscriber, hits.len() as u64, tokens);
-        let answer = WorkerAnswer { collection: req.collection.clone(), hits, unreadable };
+        let answer = WorkerAnswer {
+            collection: req.collection.clone(),
+            hits,
+            unreadable,
+            partial: !missing_shards.is_empty(),
+            missing_shards,
+        };
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(&answer).map_err(|e| Refusal::BadRequest(format!("cannot encode the answer: {e}")))?,
         );
@@ -175,12 +182,15 @@ impl Node {
         let mut next = coll.grants.lock().clone();
         let changed = if allow { next.insert(subscriber.clone()) } else { next.remove(&subscriber) };
         if changed {
-            let (master, store, g) = (Arc::clone(&self.master), coll.store.clone(), next.clone());
-            tokio::task::spawn_blocking(move || store.write_grants(&master, &g))
+            let (store, g) = (coll.store.clone(), next.clone());
+            tokio::task::spawn_blocking(move || store.write_grants(&g))
                 .await
                 .map_err(internal)?
                 .map_err(internal)?;
             *coll.grants.lock() = next.clone();
+            // Peers take the newest grants (by this version) when they next sync.
+            let version = crate::store::document::new_version(Some(coll.live_meta.lock().grants_version));
+            coll.update_meta(|m| m.grants_version = version)?;
         }
         let subject = Subject {
             actor: prag_proto::account::public_key_hex(caller),

@@ -107,7 +107,7 @@ impl Node {
             recent_txs,
             epochs,
             audit: self.audit.recent(RECENT),
-            peers: self.p2p.as_ref().map(|p| p.peers()).unwrap_or_default(),
+            peers: self.peer_views(),
         }
     }
 }

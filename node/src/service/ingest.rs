@@ -51,8 +51,8 @@ impl Node {
     }
 
     async fn ingest_document(&self, coll: &Arc<Collection>, doc: SourceDocument) -> Result<DocumentOutcome, NodeError> {
-        let doc_id = coll.store.document_id(&self.master, &doc.path);
-        let fingerprint = coll.store.fingerprint(&self.master, &doc.text);
+        let doc_id = coll.store.document_id(&doc.path);
+        let fingerprint = coll.store.fingerprint(&doc.text);
         let unchanged = |chunks: usize| DocumentOutcome {
             doc_id: doc_id.clone(),
             path: doc.path.clone(),
@@ -92,21 +92,25 @@ impl Node {
             chunks: texts.len() as u32,
             created_at: crate::auth::unix_now(),
             key_version: crate::store::document::KEY_VERSION,
+            version: crate::store::document::new_version(
+                previous.as_ref().map(|p| p.version).max(coll.tombstone(&doc_id)),
+            ),
         };
-        let (master, store, id) = (Arc::clone(&self.master), coll.store.clone(), doc_id.clone());
+        let version = header.version;
+        let (store, id) = (coll.store.clone(), doc_id.clone());
         let (texts, vectors) = (Arc::new(texts), Arc::new(vectors));
         let (t2, v2) = (Arc::clone(&texts), Arc::clone(&vectors));
         let locations = tokio::task::spawn_blocking(move || {
             let chunks: Vec<NewChunk<'_>> =
                 t2.iter().zip(v2.iter()).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
-            store.write_document(&master, &id, &header, &chunks)
+            store.write_document(&id, &header, &chunks)
         })
         .await
         .map_err(internal)?
         .map_err(internal)?;
 
         // Committed. Now the index and the in-memory maps follow.
-        let point_ids: Vec<u64> = (0..texts.len() as u32).map(|i| coll.point_id(&self.master, &doc_id, i)).collect();
+        let point_ids: Vec<u64> = (0..texts.len() as u32).map(|i| coll.point_id(&doc_id, i)).collect();
         let points = point_ids.iter().copied().zip(vectors.iter().cloned()).collect();
         coll.index.upsert(points).map_err(internal)?;
         let keep: HashSet<u64> = point_ids.iter().copied().collect();
@@ -124,7 +128,7 @@ impl Node {
             for (i, (id, loc)) in point_ids.iter().zip(locations).enumerate() {
                 state.points.insert(*id, ChunkRef { doc_id: doc_id.clone(), chunk: i as u32, loc });
             }
-            state.docs.insert(doc_id.clone(), DocEntry { path: doc.path.clone(), fingerprint, point_ids });
+            state.docs.insert(doc_id.clone(), DocEntry { path: doc.path.clone(), fingerprint, point_ids, version });
         }
         self.metrics.ingested_documents.fetch_add(1, Ordering::Relaxed);
         self.metrics.ingested_chunks.fetch_add(texts.len() as u64, Ordering::Relaxed);
@@ -149,7 +153,7 @@ impl Node {
         coll.check_owner(caller)?;
         let doc_id = match (doc_id, path) {
             (Some(id), None) => id.to_string(),
-            (None, Some(p)) => coll.store.document_id(&self.master, p),
+            (None, Some(p)) => coll.store.document_id(p),
             _ => return Err(NodeError::BadRequest("give exactly one of doc_id and path".into())),
         };
         let _commit = coll.commit.lock().await;
@@ -160,6 +164,10 @@ impl Node {
             .get(&doc_id)
             .cloned()
             .ok_or_else(|| NodeError::NotFound(format!("no document {doc_id} in collection {collection:?}")))?;
+        // The tombstone goes first: peers holding a copy drop it when they next sync.
+        coll.update_meta(|m| {
+            m.tombstones.insert(doc_id.clone(), entry.version);
+        })?;
         let store = coll.store.clone();
         let id = doc_id.clone();
         tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;

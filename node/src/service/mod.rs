@@ -3,7 +3,10 @@
 //! `open` (start-up and recovery), `ingest`, `query`, `status`.
 
 mod access;
+mod cluster;
 mod console;
+mod distributed;
+mod replication;
 mod ingest;
 mod open;
 mod query;
@@ -24,6 +27,7 @@ use crate::access::audit::AuditLog;
 use crate::access::meter::UsageMeter;
 use crate::auth::NonceCache;
 use crate::crypto::{KeyContext, MasterKey, Purpose};
+use crate::cluster::Cluster;
 use crate::index::{IndexBackend, PointId, VectorIndex};
 use crate::metrics::Metrics;
 use crate::store::{ChunkLocation, CollectionMeta, CollectionStore};
@@ -46,6 +50,8 @@ pub struct NodeConfig {
     pub access: AccessConfig,
     /// The peer network; None runs the node alone.
     pub p2p: Option<crate::p2p::P2pConfig>,
+    /// Shards, replicas and transfers (with `p2p`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Who may retrieve, and who may watch.
@@ -131,6 +137,19 @@ pub(crate) struct DocEntry {
     pub path: String,
     pub fingerprint: String,
     pub point_ids: Vec<PointId>,
+    /// The document's version (see [`crate::store::DocumentHeader::version`]).
+    pub version: u64,
+}
+
+impl DocEntry {
+    pub(crate) fn new(header: &crate::store::DocumentHeader, point_ids: Vec<PointId>) -> Self {
+        DocEntry {
+            path: header.path.clone(),
+            fingerprint: header.fingerprint.clone(),
+            point_ids,
+            version: header.version,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -149,12 +168,16 @@ pub struct Collection {
     pub(crate) commit: tokio::sync::Mutex<()>,
     /// Subscribers (hex public keys) whose workers may query; written through to the store.
     pub(crate) grants: parking_lot::Mutex<std::collections::BTreeSet<String>>,
+    /// The metadata that changes after creation (grants version, tombstones), with `meta`'s
+    /// fixed fields: written through to `meta.sealed`.
+    pub(crate) live_meta: parking_lot::Mutex<CollectionMeta>,
 }
 
 impl Collection {
     pub(crate) fn new(store: CollectionStore, meta: CollectionMeta, index: Arc<dyn VectorIndex>) -> Self {
         Collection {
             store,
+            live_meta: parking_lot::Mutex::new(meta.clone()),
             meta,
             index,
             state: RwLock::new(CollectionState::default()),
@@ -164,10 +187,22 @@ impl Collection {
     }
 
     /// Keyed point id of a chunk: stable across restarts and replicas, meaningless outside.
-    pub(crate) fn point_id(&self, master: &MasterKey, doc_id: &str, chunk: u32) -> PointId {
-        let k = master.derive(&KeyContext::new(Purpose::Mac, &self.store.id, "point-id", 0, 1));
+    pub(crate) fn point_id(&self, doc_id: &str, chunk: u32) -> PointId {
+        let k = self.store.key().derive(&KeyContext::new(Purpose::Mac, &self.store.id, "point-id", 0, 1));
         let mac = k.mac(format!("{doc_id}/{chunk}").as_bytes());
         u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
+    }
+
+    /// Changes the live metadata and writes it to the store.
+    pub(crate) fn update_meta(&self, change: impl FnOnce(&mut CollectionMeta)) -> Result<(), NodeError> {
+        let mut live = self.live_meta.lock();
+        change(&mut live);
+        self.store.write_meta(&live).map_err(internal)
+    }
+
+    /// The newest version of `doc_id` deleted, if any.
+    pub(crate) fn tombstone(&self, doc_id: &str) -> Option<u64> {
+        self.live_meta.lock().tombstones.get(doc_id).copied()
     }
 
     pub(crate) fn check_owner(&self, caller: &VerifyingKey) -> Result<(), NodeError> {
@@ -200,6 +235,8 @@ pub struct Node {
     /// This node's id (a keyed hash from the master key): the audience of workers' requests.
     pub(crate) node_id: String,
     pub(crate) p2p: Option<crate::p2p::P2pHandle>,
+    /// The storage network (with `p2p`).
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 impl Node {
@@ -217,6 +254,15 @@ impl Node {
 
     pub fn p2p(&self) -> Option<&crate::p2p::P2pHandle> {
         self.p2p.as_ref()
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// A collection by its id.
+    pub(crate) fn collection_by_id(&self, cid: &str) -> Option<Arc<Collection>> {
+        self.collections.read().values().find(|c| c.store.id == cid).cloned()
     }
 
     pub(crate) fn collection(&self, name: &str) -> Result<Arc<Collection>, NodeError> {

@@ -105,12 +105,16 @@ impl Node {
             );
         }
         let audit = AuditLog::open(&master, &data);
-        let p2p = match &config.p2p {
+        let (p2p, cluster, inbound) = match &config.p2p {
             Some(p) => {
                 let key = crate::p2p::load_or_create_identity(&data).map_err(internal)?;
-                Some(crate::p2p::spawn(p.clone(), key, Arc::clone(&ledger)).map_err(NodeError::BadRequest)?)
+                let (handle, inbound) =
+                    crate::p2p::spawn(p.clone(), key, Arc::clone(&ledger)).map_err(NodeError::BadRequest)?;
+                let identity = crate::cluster::StorageIdentity::derive(&master).map_err(internal)?;
+                let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.clone(), identity, handle.clone()));
+                (Some(handle), Some(cluster), Some(inbound))
             }
-            None => None,
+            None => (None, None, None),
         };
         let node_id =
             hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
@@ -131,11 +135,16 @@ impl Node {
             usage: Default::default(),
             node_id,
             p2p,
+            cluster,
         });
         node.load_collections().await?;
         node.log_worker_verdicts("at start");
         tokio::spawn(super::ingest::optimizer_loop(optimize_rx));
         tokio::spawn(super::access::policy_watch(Arc::downgrade(&node)));
+        if let Some(inbound) = inbound {
+            tokio::spawn(super::cluster::serve_inbound(Arc::downgrade(&node), inbound));
+            tokio::spawn(super::cluster::sync_loop(Arc::downgrade(&node)));
+        }
         Ok(node)
     }
 
@@ -174,8 +183,8 @@ impl Node {
                 return Ok(None);
             }
         };
-        let index = self.open_index(&store.id)?;
-        let grants = match store.read_grants(&self.master) {
+        let index = self.open_index(&store)?;
+        let grants = match store.read_grants() {
             Ok(g) => g,
             Err(e) => {
                 // Fail closed: no grants, so no worker access, until the owner grants again.
@@ -189,7 +198,7 @@ impl Node {
         let mut batch = Vec::new();
         let mut chunks = 0usize;
         for doc_id in collection.store.document_ids().map_err(internal)? {
-            let doc = match collection.store.load_document(&self.master, &doc_id) {
+            let doc = match collection.store.load_document(&doc_id) {
                 Ok(d) => d,
                 Err(e) => {
                     self.metrics.integrity_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -202,7 +211,7 @@ impl Node {
                 let i = i as u32;
                 match chunk {
                     Ok((loc, vector)) => {
-                        let id = collection.point_id(&self.master, &doc_id, i);
+                        let id = collection.point_id(&doc_id, i);
                         point_ids.push(id);
                         state.points.insert(id, ChunkRef { doc_id: doc_id.clone(), chunk: i, loc });
                         batch.push((id, vector));
@@ -219,7 +228,7 @@ impl Node {
             }
             state
                 .docs
-                .insert(doc_id, DocEntry { path: doc.header.path, fingerprint: doc.header.fingerprint, point_ids });
+                .insert(doc_id, DocEntry::new(&doc.header, point_ids));
         }
         collection.index.upsert(batch).map_err(internal)?;
         let live: std::collections::HashSet<u64> = state.points.keys().copied().collect();
@@ -246,6 +255,10 @@ impl Node {
             name: name.to_string(),
             owner: prag_proto::account::public_key_hex(owner),
             created_at: crate::auth::unix_now(),
+            shards: if self.cluster.is_some() { self.config.cluster.shards.max(1) } else { 1 },
+            replicas: self.config.cluster.replicas.max(1),
+            grants_version: 0,
+            tombstones: Default::default(),
         };
         let root = self.config.data_dir.join("collections");
         let master = Arc::clone(&self.master);
@@ -255,8 +268,8 @@ impl Node {
             .map_err(internal)?
             .map_err(internal)?;
         let index = {
-            let (node, cid) = (Arc::clone(self), store.id.clone());
-            tokio::task::spawn_blocking(move || node.open_index(&cid)).await.map_err(internal)??
+            let (node, s) = (Arc::clone(self), store.clone());
+            tokio::task::spawn_blocking(move || node.open_index(&s)).await.map_err(internal)??
         };
         let collection = Arc::new(Collection::new(store, meta, index));
         let mut all = self.collections.write();
@@ -271,9 +284,9 @@ impl Node {
 
 impl Node {
     /// Opens collection `cid`'s index, handing the backend the collection's index key.
-    fn open_index(&self, cid: &str) -> Result<Arc<dyn crate::index::VectorIndex>, NodeError> {
-        let key = self.master.derive(&KeyContext::new(Purpose::Rotation, cid, "", 0, 1));
-        self.index.open(cid, self.embedder.info().dimension, key.expose()).map_err(internal)
+    pub(crate) fn open_index(&self, store: &CollectionStore) -> Result<Arc<dyn crate::index::VectorIndex>, NodeError> {
+        let key = store.key().derive(&KeyContext::new(Purpose::Rotation, &store.id, "", 0, 1));
+        self.index.open(&store.id, self.embedder.info().dimension, key.expose()).map_err(internal)
     }
 }
 

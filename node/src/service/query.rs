@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use k256::ecdsa::VerifyingKey;
-use prag_proto::api::{ChunkError, Hit, QueryRequest, QueryResponse};
+use prag_proto::api::{QueryRequest, QueryResponse};
 
+use super::distributed::Found;
 use super::{Collection, Node, NodeError, internal};
 
 /// Largest `k` a query may ask for.
@@ -25,65 +26,40 @@ impl Node {
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
         let (k, exact) = (req.k, req.exact);
-        let (hits, unreadable) = self.retrieve(&coll, req.text, k, exact).await?;
+        let found = self.retrieve(&coll, req.text, k, exact).await?;
         let took = started.elapsed().as_secs_f64();
-        Ok(QueryResponse { hits, unreadable, exact, took_ms: took * 1e3 })
+        Ok(QueryResponse {
+            hits: found.hits,
+            unreadable: found.unreadable,
+            exact,
+            took_ms: took * 1e3,
+            partial: !found.missing_shards.is_empty(),
+            missing_shards: found.missing_shards,
+        })
     }
 
-    /// Checks the question, embeds it once, searches the collection's index and opens the
-    /// matching chunks. Chunks that fail their integrity check come back in the second list.
+    /// Checks the question, embeds it once and searches every shard of the collection (here, or
+    /// on peers: see `distributed.rs`). Chunks that fail their integrity check come back apart.
     pub(crate) async fn retrieve(
         &self,
         coll: &Arc<Collection>,
         text: String,
         k: usize,
         exact: bool,
-    ) -> Result<(Vec<Hit>, Vec<ChunkError>), NodeError> {
+    ) -> Result<Found, NodeError> {
         let started = Instant::now();
         check_question(&text, k)?;
         let vector = self.embedder.embed(vec![text]).await.map_err(internal)?.pop().unwrap_or_default();
-        let master = Arc::clone(&self.master);
-        let c = Arc::clone(coll);
-        let (hits, unreadable) = tokio::task::spawn_blocking(move || {
-            let found = c.index.search(&vector, k, exact)?;
-            let mut hits = Vec::with_capacity(found.len());
-            let mut unreadable = Vec::new();
-            for (id, score) in found {
-                let (chunk_ref, path) = {
-                    let state = c.state.read();
-                    let Some(r) = state.points.get(&id).cloned() else { continue };
-                    let path = state.docs.get(&r.doc_id).map(|d| d.path.clone()).unwrap_or_default();
-                    (r, path)
-                };
-                match c.store.read_text(&master, &chunk_ref.doc_id, chunk_ref.chunk, chunk_ref.loc) {
-                    Ok(text) => hits.push(Hit {
-                        doc_id: chunk_ref.doc_id,
-                        path,
-                        chunk: chunk_ref.chunk,
-                        score,
-                        text: text.as_str().to_string(),
-                    }),
-                    Err(e) => unreadable.push(ChunkError {
-                        doc_id: chunk_ref.doc_id,
-                        chunk: chunk_ref.chunk,
-                        error: e.to_string(),
-                    }),
-                }
-            }
-            Ok::<_, crate::index::IndexError>((hits, unreadable))
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-        if !unreadable.is_empty() {
-            self.metrics.integrity_errors.fetch_add(unreadable.len() as u64, Ordering::Relaxed);
-            for u in &unreadable {
+        let found = self.search_collection(coll, vector, k, exact).await?;
+        if !found.unreadable.is_empty() {
+            self.metrics.integrity_errors.fetch_add(found.unreadable.len() as u64, Ordering::Relaxed);
+            for u in &found.unreadable {
                 tracing::error!(collection = %coll.meta.name, doc_id = %u.doc_id, chunk = u.chunk, "stored chunk failed its integrity check");
             }
         }
         self.metrics.queries.fetch_add(1, Ordering::Relaxed);
         self.metrics.query_seconds.observe(started.elapsed().as_secs_f64());
-        Ok((hits, unreadable))
+        Ok(found)
     }
 }
 

@@ -96,7 +96,8 @@ impl Node {
             refusals: self.metrics.refusals(),
             peer_id: self.p2p.as_ref().map(|p| p.peer_id()).unwrap_or_default(),
             listen_addresses: self.p2p.as_ref().map(|p| p.listening()).unwrap_or_default(),
-            peers: self.p2p.as_ref().map(|p| p.peers()).unwrap_or_default(),
+            peers: self.peer_views(),
+            cluster: self.cluster_status(),
         }
     }
 

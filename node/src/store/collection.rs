@@ -1,6 +1,7 @@
 //! One collection's directory: its sealed metadata and its document files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,45 +15,104 @@ pub struct CollectionMeta {
     /// Hex of the owner's compressed secp256k1 public key.
     pub owner: String,
     pub created_at: u64,
+    /// Shards the collection is split into (0 in collections made before sharding: one shard).
+    #[serde(default)]
+    pub shards: u32,
+    /// Copies of each shard the network keeps.
+    #[serde(default)]
+    pub replicas: u32,
+    /// When the grants last changed (unix nanoseconds): across replicas, the newest grants win.
+    #[serde(default)]
+    pub grants_version: u64,
+    /// Deleted documents: id → the version deleted. Replicas drop every version up to it.
+    #[serde(default)]
+    pub tombstones: std::collections::BTreeMap<String, u64>,
 }
 
-/// The files of one collection.
+impl CollectionMeta {
+    pub fn shard_count(&self) -> u32 {
+        self.shards.max(1)
+    }
+}
+
+/// The files of one collection, and the collection's key.
+///
+/// Every collection has its own random 32-byte key, the root of all of its data keys. It is kept
+/// in `key.sealed`, sealed under the node's master key, and travels to the peers that hold the
+/// collection's shards wrapped to their attested keys, so a document file is the same ciphertext
+/// on every node that holds it. Collections written before collection keys existed have no
+/// `key.sealed`: their key is the node's master key, and they are never shared.
 #[derive(Debug, Clone)]
 pub struct CollectionStore {
     pub id: String,
     dir: PathBuf,
+    key: Arc<MasterKey>,
+    shareable: bool,
 }
 
 impl CollectionStore {
-    fn meta_key(master: &MasterKey, id: &str) -> crate::crypto::DataKey {
-        master.derive(&KeyContext::new(Purpose::CollectionMeta, id, "", 0, document::KEY_VERSION))
+    fn meta_key(key: &MasterKey, id: &str) -> crate::crypto::DataKey {
+        key.derive(&KeyContext::new(Purpose::CollectionMeta, id, "", 0, document::KEY_VERSION))
     }
 
-    /// Creates a new collection directory with a random id.
+    fn key_file_key(master: &MasterKey, id: &str) -> crate::crypto::DataKey {
+        master.derive(&KeyContext::new(Purpose::CollectionKey, id, "", 0, document::KEY_VERSION))
+    }
+
+    /// Creates a new collection directory with a random id and a random collection key.
     pub fn create(master: &MasterKey, root: &Path, meta: &CollectionMeta) -> Result<Self, StoreError> {
         let mut raw = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
             .map_err(|_| crate::crypto::CryptoError::Random)?;
-        let id = hex::encode(raw);
-        let dir = root.join(&id);
-        for d in [dir.join("docs"), dir.join("tmp")] {
+        let key = MasterKey::generate()?;
+        Self::create_with(master, root, &hex::encode(raw), key, meta)
+    }
+
+    /// Creates the local directory of a collection first made elsewhere: same id, same key.
+    pub fn create_with(
+        master: &MasterKey,
+        root: &Path,
+        id: &str,
+        key: MasterKey,
+        meta: &CollectionMeta,
+    ) -> Result<Self, StoreError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Damaged { path: id.to_string(), reason: "collection ids are hex".into() });
+        }
+        let dir = root.join(id);
+        let tmp = dir.join("tmp");
+        for d in [dir.join("docs"), tmp.clone()] {
             std::fs::create_dir_all(&d).map_err(io_err("cannot create", &d))?;
         }
-        let json =
-            serde_json::to_vec(meta).map_err(|e| StoreError::Damaged { path: id.clone(), reason: e.to_string() })?;
-        let sealed = Self::meta_key(master, &id).seal(&json)?;
-        let meta_path = dir.join("meta.sealed");
-        write_private_file(&meta_path, &sealed).map_err(io_err("cannot write", &meta_path))?;
+        let store = CollectionStore { id: id.to_string(), dir: dir.clone(), key: Arc::new(key), shareable: true };
+        let sealed_key = Self::key_file_key(master, id).seal(store.key.secret_bytes())?;
+        store.replace_file("key.sealed", &sealed_key)?;
+        store.write_meta(meta)?;
         sync_dir(root)?;
-        Ok(CollectionStore { id, dir })
+        Ok(store)
     }
 
     /// Opens an existing collection directory; clears documents left half-written by a crash.
     pub fn open(master: &MasterKey, dir: &Path) -> Result<(Self, CollectionMeta), StoreError> {
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let key_path = dir.join("key.sealed");
+        let (key, shareable) = match std::fs::read(&key_path) {
+            Ok(sealed) => {
+                let raw = Self::key_file_key(master, &id)
+                    .open(&sealed)
+                    .map_err(|_| StoreError::Integrity { what: format!("collection key {}", key_path.display()) })?;
+                let bytes: [u8; 32] = raw[..].try_into().map_err(|_| StoreError::Damaged {
+                    path: key_path.display().to_string(),
+                    reason: "a collection key is 32 bytes".into(),
+                })?;
+                (MasterKey::from_bytes(bytes), true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (master.duplicate(), false),
+            Err(e) => return Err(io_err("cannot read", &key_path)(e)),
+        };
         let meta_path = dir.join("meta.sealed");
         let sealed = std::fs::read(&meta_path).map_err(io_err("cannot read", &meta_path))?;
-        let json = Self::meta_key(master, &id)
+        let json = Self::meta_key(&key, &id)
             .open(&sealed)
             .map_err(|_| StoreError::Integrity { what: format!("collection metadata {}", meta_path.display()) })?;
         let meta: CollectionMeta = serde_json::from_slice(&json)
@@ -66,7 +126,39 @@ impl CollectionStore {
             std::fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
         }
         std::fs::create_dir_all(dir.join("docs")).map_err(io_err("cannot create", dir))?;
-        Ok((CollectionStore { id, dir: dir.to_path_buf() }, meta))
+        Ok((CollectionStore { id, dir: dir.to_path_buf(), key: Arc::new(key), shareable }, meta))
+    }
+
+    /// The collection's key: the root of its data keys.
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// Whether the collection may be replicated (it has a key of its own).
+    pub fn shareable(&self) -> bool {
+        self.shareable
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces the sealed metadata atomically.
+    pub fn write_meta(&self, meta: &CollectionMeta) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(meta)
+            .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
+        let sealed = Self::meta_key(&self.key, &self.id).seal(&json)?;
+        self.replace_file("meta.sealed", &sealed)
+    }
+
+    /// Writes `name` in the collection directory atomically (temporary file, sync, rename), 0600.
+    fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = self.dir.join("tmp").join(format!("{name}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        write_private_file(&tmp, bytes).map_err(io_err("cannot write", &tmp))?;
+        let path = self.dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(io_err("cannot replace", &path))?;
+        sync_dir(&self.dir)
     }
 
     fn grants_key(master: &MasterKey, id: &str) -> crate::crypto::DataKey {
@@ -74,46 +166,37 @@ impl CollectionStore {
     }
 
     /// The subscribers (hex public keys) the owner has granted access; none if never written.
-    pub fn read_grants(&self, master: &MasterKey) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    pub fn read_grants(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let path = self.dir.join("grants.sealed");
         let sealed = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(io_err("cannot read", &path)(e)),
         };
-        let json = Self::grants_key(master, &self.id)
+        let json = Self::grants_key(&self.key, &self.id)
             .open(&sealed)
             .map_err(|_| StoreError::Integrity { what: format!("access grants {}", path.display()) })?;
         serde_json::from_slice(&json)
             .map_err(|e| StoreError::Damaged { path: path.display().to_string(), reason: e.to_string() })
     }
 
-    /// Replaces the grants atomically (temporary file, sync, rename).
-    pub fn write_grants(
-        &self,
-        master: &MasterKey,
-        grants: &std::collections::BTreeSet<String>,
-    ) -> Result<(), StoreError> {
+    /// Replaces the grants atomically.
+    pub fn write_grants(&self, grants: &std::collections::BTreeSet<String>) -> Result<(), StoreError> {
         let json = serde_json::to_vec(grants)
             .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
-        let sealed = Self::grants_key(master, &self.id).seal(&json)?;
-        let tmp = self.dir.join("tmp").join("grants.sealed.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        write_private_file(&tmp, &sealed).map_err(io_err("cannot write", &tmp))?;
-        let path = self.dir.join("grants.sealed");
-        std::fs::rename(&tmp, &path).map_err(io_err("cannot replace", &path))?;
-        sync_dir(&self.dir)
+        let sealed = Self::grants_key(&self.key, &self.id).seal(&json)?;
+        self.replace_file("grants.sealed", &sealed)
     }
 
     /// Keyed, path-derived document id: stable for a path, reveals nothing about it.
-    pub fn document_id(&self, master: &MasterKey, path: &str) -> String {
-        let k = master.derive(&KeyContext::new(Purpose::Mac, &self.id, "document-id", 0, document::KEY_VERSION));
+    pub fn document_id(&self, path: &str) -> String {
+        let k = self.key.derive(&KeyContext::new(Purpose::Mac, &self.id, "document-id", 0, document::KEY_VERSION));
         hex::encode(&k.mac(path.as_bytes())[..16])
     }
 
     /// Keyed fingerprint of a document's text.
-    pub fn fingerprint(&self, master: &MasterKey, text: &str) -> String {
-        let k = master.derive(&KeyContext::new(Purpose::Mac, &self.id, "fingerprint", 0, document::KEY_VERSION));
+    pub fn fingerprint(&self, text: &str) -> String {
+        let k = self.key.derive(&KeyContext::new(Purpose::Mac, &self.id, "fingerprint", 0, document::KEY_VERSION));
         hex::encode(k.mac(text.as_bytes()))
     }
 
@@ -137,26 +220,63 @@ impl CollectionStore {
 
     pub fn write_document(
         &self,
-        master: &MasterKey,
         doc_id: &str,
         header: &DocumentHeader,
         chunks: &[NewChunk<'_>],
     ) -> Result<Vec<ChunkLocation>, StoreError> {
-        document::write(master, &self.id, doc_id, header, chunks, &self.dir.join("tmp"), &self.document_path(doc_id))
+        document::write(&self.key, &self.id, doc_id, header, chunks, &self.dir.join("tmp"), &self.document_path(doc_id))
     }
 
-    pub fn load_document(&self, master: &MasterKey, doc_id: &str) -> Result<LoadedDocument, StoreError> {
-        document::load(master, &self.id, doc_id, &self.document_path(doc_id))
+    pub fn load_document(&self, doc_id: &str) -> Result<LoadedDocument, StoreError> {
+        document::load(&self.key, &self.id, doc_id, &self.document_path(doc_id))
     }
 
     pub fn read_text(
         &self,
-        master: &MasterKey,
         doc_id: &str,
         chunk: u32,
         loc: ChunkLocation,
     ) -> Result<zeroize::Zeroizing<String>, StoreError> {
-        document::read_text(master, &self.id, doc_id, chunk, &self.document_path(doc_id), loc)
+        document::read_text(&self.key, &self.id, doc_id, chunk, &self.document_path(doc_id), loc)
+    }
+
+    /// Where a document being received at `version` is assembled.
+    pub fn part_path(&self, doc_id: &str, version: u64) -> PathBuf {
+        self.dir.join("tmp").join(format!("{doc_id}.{version}.part"))
+    }
+
+    /// Checks a received document file completely — header, every vector and every text open
+    /// under the collection key, the version is the one asked for — then moves it into place.
+    /// Nothing of a file that fails is ever served: it is deleted.
+    pub fn commit_replica(&self, doc_id: &str, part: &Path, version: u64) -> Result<LoadedDocument, StoreError> {
+        let check = || -> Result<LoadedDocument, StoreError> {
+            std::fs::File::open(part).and_then(|f| f.sync_all()).map_err(io_err("cannot sync", part))?;
+            let loaded = document::load(&self.key, &self.id, doc_id, part)?;
+            if loaded.header.version != version {
+                return Err(StoreError::Damaged {
+                    path: part.display().to_string(),
+                    reason: format!("version {} where {version} was asked for", loaded.header.version),
+                });
+            }
+            let part_buf = part.to_path_buf();
+            for (i, c) in loaded.chunks.iter().enumerate() {
+                let (loc, _) = c.as_ref().map_err(|e| StoreError::Damaged { path: part.display().to_string(), reason: e.to_string() })?;
+                document::read_text(&self.key, &self.id, doc_id, i as u32, &part_buf, *loc)?;
+            }
+            Ok(loaded)
+        };
+        match check() {
+            Ok(loaded) => {
+                let dest = self.document_path(doc_id);
+                std::fs::rename(part, &dest).map_err(io_err("cannot commit", &dest))?;
+                sync_dir(&self.dir.join("docs"))?;
+                Ok(loaded)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(part);
+                Err(e)
+            }
+        }
     }
 
     /// Removes a document durably.

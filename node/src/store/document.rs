@@ -32,6 +32,19 @@ pub struct DocumentHeader {
     pub chunks: u32,
     pub created_at: u64,
     pub key_version: u32,
+    /// Orders the versions of a document across replicas: the newest wins. Unix nanoseconds at
+    /// ingest, and always above the version it replaces. 0 in files written before it existed.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// A version for a document replacing one of version `previous`.
+pub fn new_version(previous: Option<u64>) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    now.max(previous.map_or(0, |p| p + 1))
 }
 
 /// A chunk to be written.

@@ -1,0 +1,321 @@
+//! Replication: every node pulls the documents of the shards it owns from peers that hold them
+//! (resumably, throttled, verified before use), and hands off — deletes — documents of shards it
+//! does not own once every owner holds them. Placement is recomputed each round, so a node gone
+//! longer than the re-replication delay has its shards copied to the survivors, and one that comes
+//! back gets its place (and its surplus copies elsewhere are dropped).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use libp2p::PeerId;
+use prag_proto::api::ShardView;
+
+use super::cluster::owners_of;
+use super::{ChunkRef, Collection, DocEntry, Node, NodeError, internal};
+use crate::cluster::placement::shard_of;
+use crate::cluster::wire::{ClusterRequest, ClusterResponse, Framed};
+use crate::store::LoadedDocument;
+
+/// The newest version of each document among this node and its admitted peers.
+pub(crate) struct Latest {
+    /// doc id → (version, file length, reachable peers holding that version): over this node
+    /// and every admitted peer, reachable or not.
+    pub docs: HashMap<String, (u64, u64, Vec<PeerId>)>,
+    /// peer → doc id → version, for the reachable admitted peers.
+    pub peers: HashMap<PeerId, HashMap<String, u64>>,
+    /// doc id → version held here.
+    pub mine: HashMap<String, u64>,
+}
+
+impl Node {
+    pub(crate) fn latest(&self, c: &Collection) -> Latest {
+        let mut docs: HashMap<String, (u64, u64, Vec<PeerId>)> = HashMap::new();
+        let mut peers: HashMap<PeerId, HashMap<String, u64>> = HashMap::new();
+        let mine: HashMap<String, u64> = c.state.read().docs.iter().map(|(id, d)| (id.clone(), d.version)).collect();
+        let tombstones = c.live_meta.lock().tombstones.clone();
+        let dead = |doc: &str, v: u64| tombstones.get(doc).is_some_and(|t| *t >= v);
+        for (doc, v) in &mine {
+            if !dead(doc, *v) {
+                docs.insert(doc.clone(), (*v, 0, Vec::new()));
+            }
+        }
+        if let Some(cluster) = self.cluster.as_ref() {
+            let connected: HashSet<PeerId> =
+                cluster.p2p.peer_states().into_iter().filter(|p| p.connected).map(|p| p.peer_id).collect();
+            // Peers out of reach still count for what exists (their last known holdings), so a
+            // document only they hold makes its shard incomplete rather than silently absent; only
+            // reachable peers are sources.
+            for (peer, rec) in cluster.peers.read().iter() {
+                if !matches!(rec.admission, Some(Ok(_))) {
+                    continue;
+                }
+                let Some(held) = rec.holdings.get(&c.store.id) else { continue };
+                let reachable = connected.contains(peer);
+                if reachable {
+                    peers.insert(*peer, held.iter().map(|(d, (v, _))| (d.clone(), *v)).collect());
+                }
+                for (doc, (v, len)) in held {
+                    if dead(doc, *v) {
+                        continue;
+                    }
+                    let e = docs.entry(doc.clone()).or_insert((0, 0, Vec::new()));
+                    if *v > e.0 {
+                        *e = (*v, *len, Vec::new());
+                    }
+                    if *v == e.0 {
+                        e.1 = e.1.max(*len);
+                        if reachable {
+                            e.2.push(*peer);
+                        }
+                    }
+                }
+            }
+        }
+        Latest { docs, peers, mine }
+    }
+
+    /// One replication round over every shareable collection.
+    pub(crate) async fn replicate(self: &Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        let me = cluster.peer_id().to_string();
+        let collections: Vec<Arc<Collection>> =
+            self.collections.read().values().filter(|c| c.store.shareable()).cloned().collect();
+        for c in collections {
+            let owners = owners_of(self, &c);
+            let shards = owners.len() as u32;
+            let latest = self.latest(&c);
+            // Pull what this node owns and lacks.
+            for (doc, (v, len, sources)) in &latest.docs {
+                let shard = shard_of(doc, shards) as usize;
+                let owned = owners.get(shard).is_some_and(|o| o.contains(&me));
+                if owned && latest.mine.get(doc).is_none_or(|m| m < v) && !sources.is_empty() {
+                    let key = (c.store.id.clone(), doc.clone());
+                    let busy = cluster.transfers.lock().len() >= cluster.config.max_transfers;
+                    if busy || !cluster.transfers.lock().insert(key.clone()) {
+                        continue;
+                    }
+                    let (node, c2, doc, sources) = (Arc::clone(self), Arc::clone(&c), doc.clone(), sources.clone());
+                    let (v, len) = (*v, *len);
+                    tokio::spawn(async move {
+                        if let Err(e) = node.fetch_document(&c2, &doc, v, len, &sources).await {
+                            tracing::warn!(collection = %c2.meta.name, doc_id = %doc, error = %e, "shard transfer interrupted; it resumes next round");
+                        }
+                        if let Some(cl) = node.cluster.as_ref() {
+                            cl.transfers.lock().remove(&key);
+                        }
+                    });
+                }
+            }
+            // Hand off what this node holds but does not own, once every owner holds it.
+            for (doc, v) in &latest.mine {
+                let shard = shard_of(doc, shards) as usize;
+                let Some(o) = owners.get(shard) else { continue };
+                if o.is_empty() || o.contains(&me) {
+                    continue;
+                }
+                let everywhere = o.iter().all(|owner| {
+                    latest.peers.iter().any(|(p, held)| p.to_string() == *owner && held.get(doc).is_some_and(|h| h >= v))
+                });
+                if everywhere && !cluster.transfers.lock().contains(&(c.store.id.clone(), doc.clone())) {
+                    match self.drop_local_document(&c, doc, None).await {
+                        Ok(()) => {
+                            cluster.metrics.documents_handed_off.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(collection = %c.meta.name, doc_id = %doc, shard, "document handed off to its owners");
+                        }
+                        Err(e) => tracing::warn!(doc_id = %doc, error = %e, "cannot drop a handed-off document"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pulls one document file piece by piece, resuming a part left by an interrupted transfer,
+    /// trying each source in turn; installs it only once complete and verified.
+    async fn fetch_document(
+        self: &Arc<Self>,
+        c: &Arc<Collection>,
+        doc: &str,
+        version: u64,
+        len: u64,
+        sources: &[PeerId],
+    ) -> Result<(), String> {
+        let cluster = self.cluster.clone().ok_or("alone")?;
+        let m = &cluster.metrics;
+        m.transfers_active.fetch_add(1, Ordering::Relaxed);
+        struct Active<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Active<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _active = Active(&m.transfers_active);
+        let part = c.store.part_path(doc, version);
+        let mut offset = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if offset > len {
+            let _ = std::fs::remove_file(&part);
+            offset = 0;
+        }
+        if offset > 0 {
+            m.transfers_resumed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(collection = %c.meta.name, doc_id = %doc, offset, len, "resuming a shard transfer");
+        }
+        let mut last_error = String::from("no source");
+        'sources: for source in sources {
+            while offset < len {
+                let want = (cluster.config.piece_bytes as u64).min(len - offset) as u32;
+                cluster.throttle(want as usize).await;
+                let request = ClusterRequest::Fetch {
+                    cid: c.store.id.clone(),
+                    doc_id: doc.to_string(),
+                    version,
+                    offset,
+                    max: want,
+                };
+                match cluster.p2p.ask(*source, Framed::new(request)).await {
+                    Ok(Framed { head: ClusterResponse::Piece { total }, body }) => {
+                        if total != len || body.is_empty() {
+                            let _ = std::fs::remove_file(&part);
+                            return Err(format!("peer {source} has a different file for this version"));
+                        }
+                        let (p, n) = (part.clone(), body.len() as u64);
+                        tokio::task::spawn_blocking(move || {
+                            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p)?;
+                            f.write_all(&body)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+                        offset += n;
+                        m.bytes_replicated.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Ok(Framed { head: ClusterResponse::Gone, .. }) => {
+                        last_error = format!("peer {source} no longer holds that version");
+                        continue 'sources;
+                    }
+                    Ok(Framed { head, .. }) => {
+                        last_error = format!("peer {source} answered {head:?}");
+                        continue 'sources;
+                    }
+                    Err(e) => {
+                        last_error = e;
+                        continue 'sources;
+                    }
+                }
+            }
+            break;
+        }
+        if offset < len {
+            return Err(last_error);
+        }
+        self.install_replica(c, doc, version, &part).await?;
+        m.documents_replicated.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(collection = %c.meta.name, doc_id = %doc, bytes = len, "document replicated");
+        Ok(())
+    }
+
+    /// Verifies a received file, moves it into place and indexes it (under the commit lock, so a
+    /// local upload of the same document cannot interleave).
+    async fn install_replica(&self, c: &Arc<Collection>, doc: &str, version: u64, part: &std::path::Path) -> Result<(), String> {
+        let _commit = c.commit.lock().await;
+        if c.state.read().docs.get(doc).is_some_and(|d| d.version >= version) {
+            let _ = std::fs::remove_file(part);
+            return Ok(());
+        }
+        let (store, d, p) = (c.store.clone(), doc.to_string(), part.to_path_buf());
+        let loaded = tokio::task::spawn_blocking(move || store.commit_replica(&d, &p, version))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("received file refused: {e}"))?;
+        self.index_document(c, doc, loaded).map_err(|e| e.to_string())
+    }
+
+    /// Puts a committed document's chunks in the index and the maps, replacing an older version.
+    fn index_document(&self, c: &Collection, doc: &str, loaded: LoadedDocument) -> Result<(), NodeError> {
+        let mut point_ids = Vec::with_capacity(loaded.chunks.len());
+        let mut refs = Vec::with_capacity(loaded.chunks.len());
+        let mut points = Vec::with_capacity(loaded.chunks.len());
+        for (i, chunk) in loaded.chunks.into_iter().enumerate() {
+            let (loc, vector) = chunk.map_err(internal)?;
+            let id = c.point_id(doc, i as u32);
+            point_ids.push(id);
+            refs.push((id, ChunkRef { doc_id: doc.to_string(), chunk: i as u32, loc }));
+            points.push((id, vector));
+        }
+        c.index.upsert(points).map_err(internal)?;
+        let previous = c.state.read().docs.get(doc).cloned();
+        if let Some(prev) = &previous {
+            let keep: HashSet<u64> = point_ids.iter().copied().collect();
+            let stale: Vec<u64> = prev.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
+            c.index.delete(&stale).map_err(internal)?;
+        }
+        let mut state = c.state.write();
+        if let Some(prev) = &previous {
+            for id in &prev.point_ids {
+                state.points.remove(id);
+            }
+        }
+        state.points.extend(refs);
+        state.docs.insert(doc.to_string(), DocEntry::new(&loaded.header, point_ids));
+        Ok(())
+    }
+
+    /// Removes a document held here (handed off, or deleted elsewhere: `upto` = the tombstone;
+    /// a newer version than it is kept).
+    pub(crate) async fn drop_local_document(&self, c: &Arc<Collection>, doc: &str, upto: Option<u64>) -> Result<(), NodeError> {
+        let _commit = c.commit.lock().await;
+        let Some(entry) = c.state.read().docs.get(doc).cloned() else { return Ok(()) };
+        if upto.is_some_and(|u| entry.version > u) {
+            return Ok(());
+        }
+        let (store, id) = (c.store.clone(), doc.to_string());
+        tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;
+        c.index.delete(&entry.point_ids).map_err(internal)?;
+        let mut state = c.state.write();
+        for id in &entry.point_ids {
+            state.points.remove(id);
+        }
+        state.docs.remove(doc);
+        Ok(())
+    }
+
+    /// Per shard: owners, reachable holders, documents here, health.
+    pub(crate) fn shard_views(&self, c: &Collection) -> Vec<ShardView> {
+        let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
+        let me = cluster.peer_id().to_string();
+        let owners = owners_of(self, c);
+        let shards = owners.len() as u32;
+        let latest = self.latest(c);
+        let admitted = 1 + latest.peers.len();
+        (0..shards)
+            .map(|s| {
+                let in_shard: HashMap<&str, u64> = latest
+                    .docs
+                    .iter()
+                    .filter(|(d, _)| shard_of(d, shards) == s)
+                    .map(|(d, (v, _, _))| (d.as_str(), *v))
+                    .collect();
+                let mut holders = Vec::new();
+                if crate::cluster::search::covers(&in_shard, |d| latest.mine.get(d).copied()) {
+                    holders.push(me.clone());
+                }
+                for (p, held) in &latest.peers {
+                    if crate::cluster::search::covers(&in_shard, |d| held.get(d).copied()) {
+                        holders.push(p.to_string());
+                    }
+                }
+                let replicas = c.live_meta.lock().replicas.max(1) as usize;
+                ShardView {
+                    collection: c.meta.name.clone(),
+                    shard: s,
+                    owners: owners[s as usize].clone(),
+                    documents: in_shard.len() as u64,
+                    documents_here: latest.mine.keys().filter(|d| shard_of(d, shards) == s).count() as u64,
+                    healthy: holders.len() >= replicas.min(admitted),
+                    holders,
+                }
+            })
+            .collect()
+    }
+}
