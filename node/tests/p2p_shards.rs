@@ -88,8 +88,10 @@ fn fill(node: &NodeProcess) {
 }
 
 fn ask(node: &NodeProcess, q: &str) -> QueryResponse {
-    rt().block_on(node.client(&key(5)).post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 5, exact: true }))
-        .expect("query")
+    rt().block_on(
+        node.client(&key(5)).post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 5, exact: true }),
+    )
+    .expect("query")
 }
 
 /// (path, chunk, text) per hit, scores checked apart.
@@ -288,7 +290,11 @@ fn a_transfer_cut_off_mid_way_resumes_and_nothing_partial_is_served() {
     register_storage(&a, 0, &ia);
     register_storage(&a, 1, &ib);
     fill(&a);
-    let total: u64 = all_files(&da.join("collections")).iter().filter(|p| p.extension().is_some_and(|e| e == "doc")).map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total: u64 = all_files(&da.join("collections"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "doc"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     // B pulls slowly: 4 KiB/s in 1 KiB pieces, so each document takes several requests.
     let mut b_args: Vec<&str> = NET.to_vec();
     b_args.extend(["--peer", &a_addr, "--transfer-rate-kib", "4", "--transfer-piece", "1024"]);
@@ -304,8 +310,14 @@ fn a_transfer_cut_off_mid_way_resumes_and_nothing_partial_is_served() {
     a.kill();
     std::thread::sleep(Duration::from_secs(1));
     let sb = status(&b);
-    let parts: Vec<PathBuf> = all_files(&db).into_iter().filter(|p| p.extension().is_some_and(|e| e == "part")).collect();
-    assert!(!parts.is_empty(), "an interrupted part should be kept for resuming: {:?}\n{}", all_files(&db), b.log_text());
+    let parts: Vec<PathBuf> =
+        all_files(&db).into_iter().filter(|p| p.extension().is_some_and(|e| e == "part")).collect();
+    assert!(
+        !parts.is_empty(),
+        "an interrupted part should be kept for resuming: {:?}\n{}",
+        all_files(&db),
+        b.log_text()
+    );
     // Whatever B serves now is whole: every hit's text is a full chunk of a committed document.
     let held: u64 = sb.cluster.as_ref().unwrap().shards.iter().map(|s| s.documents_here).sum();
     assert!(held < CLINIC_DOCS.len() as u64, "B already had everything");

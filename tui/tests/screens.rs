@@ -138,3 +138,27 @@ fn resizing_to_tiny_and_huge_never_panics() {
     a.key(Key::Char('q'));
     assert!(a.quit);
 }
+
+#[test]
+fn collections_in_a_network_show_shards_and_degraded_replicas() {
+    let mut app = App::new(&["http://127.0.0.1:7700".to_string()]);
+    let mut f = feed(T0, 1, 1, 1);
+    f.status.cluster = Some(
+        serde_json::from_value(json!({
+            "admitted": true, "peer_requests_refused": 1,
+            "refused_peers": {"12D3KooWStranger": "peer 12D3KooWStranger is not registered in WorkerManager"},
+            "shards": [
+                {"collection": "clinic", "shard": 0, "owners": ["A", "B"], "holders": ["A", "B"], "documents": 3, "documents_here": 3, "healthy": true},
+                {"collection": "clinic", "shard": 1, "owners": ["B", "C"], "holders": ["B"], "documents": 2, "documents_here": 0, "healthy": false}
+            ],
+            "bytes_replicated": 4096, "documents_replicated": 3, "transfers_active": 0, "transfers_resumed": 0,
+            "remote_searches": 5, "remote_search_p50_ms": 2.5, "remote_search_p99_ms": 5.0
+        }))
+        .expect("cluster fixture"),
+    );
+    app.apply(Update::Snapshot { node: 0, feed: Box::new(f) });
+    app.key(Key::Char('2'));
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("1/2 here, 1 ok") && screen.contains("degraded"), "{screen}");
+    insta::assert_snapshot!("collections_network_160x48", screen);
+}

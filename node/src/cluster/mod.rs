@@ -68,6 +68,16 @@ pub struct PeerRecord {
     pub synced_at: Option<Instant>,
 }
 
+/// A document to fetch: which version, how long, from whom.
+#[derive(Debug, Clone)]
+pub struct TransferJob {
+    pub cid: String,
+    pub doc_id: String,
+    pub version: u64,
+    pub len: u64,
+    pub sources: Vec<PeerId>,
+}
+
 /// Counters of the storage network.
 #[derive(Debug, Default)]
 pub struct ClusterMetrics {
@@ -90,6 +100,10 @@ pub struct Cluster {
     pub peers: RwLock<HashMap<PeerId, PeerRecord>>,
     /// Documents being fetched: (cid, doc id).
     pub transfers: Mutex<HashSet<(String, String)>>,
+    /// Documents to fetch, refreshed each sync round; transfer lanes take from the front.
+    pub queue: Mutex<std::collections::VecDeque<TransferJob>>,
+    /// Transfer lanes running (at most `max_transfers`).
+    pub lanes: std::sync::atomic::AtomicUsize,
     /// When the incoming-bytes budget is next free (the transfer throttle).
     pub throttle: tokio::sync::Mutex<Instant>,
     pub metrics: ClusterMetrics,
@@ -107,6 +121,8 @@ impl Cluster {
             p2p,
             peers: Default::default(),
             transfers: Default::default(),
+            queue: Default::default(),
+            lanes: Default::default(),
             throttle: tokio::sync::Mutex::new(Instant::now()),
             metrics: Default::default(),
             self_admission: RwLock::new(Err("not checked yet".into())),

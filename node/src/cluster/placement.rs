@@ -23,7 +23,12 @@ fn score(cid: &str, shard: u32, peer: &str) -> [u8; 32] {
 
 /// The owners of `shard` of collection `cid`: the `replicas` candidates that score highest, best
 /// first (fewer when there are fewer candidates).
-pub fn owners<'a>(cid: &str, shard: u32, replicas: usize, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub fn owners<'a>(
+    cid: &str,
+    shard: u32,
+    replicas: usize,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
     let mut scored: Vec<([u8; 32], &str)> = candidates.into_iter().map(|p| (score(cid, shard, p), p)).collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);

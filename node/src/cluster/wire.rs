@@ -38,12 +38,17 @@ pub enum ClusterResponse {
     Card(StorageCard),
     Sync(Vec<CollectionRecord>),
     /// A piece of the asked file (in the body); `total` is the file's length.
-    Piece { total: u64 },
+    Piece {
+        total: u64,
+    },
     /// The sealed hits (in the body).
     Hits,
     /// The asked document is not held at that version (any more).
     Gone,
-    Refused { code: String, reason: String },
+    Refused {
+        code: String,
+        reason: String,
+    },
 }
 
 /// One collection as a node knows it.
@@ -146,11 +151,19 @@ impl libp2p::request_response::Codec for ClusterCodec {
     type Request = Framed<ClusterRequest>;
     type Response = Framed<ClusterResponse>;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Self::Request> {
         read_framed(io).await
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Response> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Self::Response> {
         read_framed(io).await
     }
 

@@ -47,7 +47,8 @@ pub fn run(cmd: StorageCommand) -> anyhow::Result<()> {
                     "notice": crate::attest::DEV_NOTICE,
                     "signing_key": identity.signing_key_hex(),
                 });
-                std::fs::write(&path, report.to_string()).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, report.to_string())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -83,14 +83,22 @@ impl P2pHandle {
         self.peers
             .read()
             .iter()
-            .map(|(id, p)| PeerState { peer_id: *id, connected: p.connected, rtt_ms: p.rtt_ms, gone_since: p.gone_since })
+            .map(|(id, p)| PeerState {
+                peer_id: *id,
+                connected: p.connected,
+                rtt_ms: p.rtt_ms,
+                gone_since: p.gone_since,
+            })
             .collect()
     }
 
     /// Sends a storage request to `peer` and waits for its answer.
     pub async fn ask(&self, peer: PeerId, request: Framed<ClusterRequest>) -> Result<Framed<ClusterResponse>, String> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Ask(peer, request, reply)).await.map_err(|_| "the peer network stopped".to_string())?;
+        self.commands
+            .send(Command::Ask(peer, request, reply))
+            .await
+            .map_err(|_| "the peer network stopped".to_string())?;
         answer.await.map_err(|_| "the peer network stopped".to_string())?
     }
 

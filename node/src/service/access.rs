@@ -183,10 +183,7 @@ impl Node {
         let changed = if allow { next.insert(subscriber.clone()) } else { next.remove(&subscriber) };
         if changed {
             let (store, g) = (coll.store.clone(), next.clone());
-            tokio::task::spawn_blocking(move || store.write_grants(&g))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
+            tokio::task::spawn_blocking(move || store.write_grants(&g)).await.map_err(internal)?.map_err(internal)?;
             *coll.grants.lock() = next.clone();
             // Peers take the newest grants (by this version) when they next sync.
             let version = crate::store::document::new_version(Some(coll.live_meta.lock().grants_version));

@@ -33,7 +33,10 @@ impl Node {
             .with_state(|s| s.worker.workers.get(peer).cloned())
             .ok_or_else(|| format!("peer {peer} is not registered in WorkerManager"))?;
         if worker.worker_type != STORAGE_WORKER_TYPE {
-            return Err(format!("peer {peer} is registered as a {:?} worker, not {STORAGE_WORKER_TYPE}", worker.worker_type));
+            return Err(format!(
+                "peer {peer} is registered as a {:?} worker, not {STORAGE_WORKER_TYPE}",
+                worker.worker_type
+            ));
         }
         let key = worker.signing_key.as_deref().ok_or("its registration names no signing key")?;
         self.gate.check_worker(&worker, crate::auth::unix_now()).map_err(|r| format!("attestation: {r}"))?;
@@ -139,7 +142,14 @@ impl Node {
     }
 
     /// A piece of a document file, if it is still held at `version`.
-    async fn serve_piece(&self, cid: &str, doc_id: &str, version: u64, offset: u64, max: u32) -> Framed<ClusterResponse> {
+    async fn serve_piece(
+        &self,
+        cid: &str,
+        doc_id: &str,
+        version: u64,
+        offset: u64,
+        max: u32,
+    ) -> Framed<ClusterResponse> {
         let Some(c) = self.collection_by_id(cid) else { return Framed::new(ClusterResponse::Gone) };
         if c.state.read().docs.get(doc_id).map(|d| d.version) != Some(version) {
             return Framed::new(ClusterResponse::Gone);
@@ -177,17 +187,19 @@ impl Node {
             return Err(NodeError::BadRequest("bad search request".into()));
         }
         let (q_key, a_key) = search_keys(&c, request_id);
-        let raw = q_key.open(sealed_vector).map_err(|_| NodeError::BadRequest("the sealed query does not open".into()))?;
+        let raw =
+            q_key.open(sealed_vector).map_err(|_| NodeError::BadRequest("the sealed query does not open".into()))?;
         if raw.len() % 4 != 0 || raw.len() / 4 != self.embedder.info().dimension {
             return Err(NodeError::BadRequest("the query vector has the wrong dimension".into()));
         }
         let vector: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let only: std::collections::HashSet<u32> = shards.into_iter().collect();
         let c2 = Arc::clone(&c);
-        let answer = tokio::task::spawn_blocking(move || super::distributed::search_local(&c2, &vector, k, exact, Some(&only)))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let answer =
+            tokio::task::spawn_blocking(move || super::distributed::search_local(&c2, &vector, k, exact, Some(&only)))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
         let json = zeroize::Zeroizing::new(serde_json::to_vec(&answer).map_err(internal)?);
         a_key.seal(&json).map_err(internal)
     }
@@ -279,7 +291,10 @@ impl Node {
         .map_err(|e| e.to_string())?;
         let index = {
             let (node, s) = (Arc::clone(self), store.clone());
-            tokio::task::spawn_blocking(move || node.open_index(&s)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || node.open_index(&s))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
         };
         let coll = Arc::new(Collection::new(store, meta, index));
         *coll.grants.lock() = r.grants.clone();
@@ -302,7 +317,9 @@ impl Node {
             if *current != verdict {
                 match &verdict {
                     Ok(()) => tracing::info!("this node is admitted as a storage node"),
-                    Err(reason) => tracing::warn!(%reason, "this node is not admitted as a storage node: it holds no shards of others"),
+                    Err(reason) => {
+                        tracing::warn!(%reason, "this node is not admitted as a storage node: it holds no shards of others")
+                    }
                 }
                 *current = verdict.clone();
             }
@@ -357,7 +374,9 @@ impl Node {
         }
         match cluster.p2p.ask(peer, Framed::new(ClusterRequest::Sync)).await.map(|f| f.head) {
             Ok(ClusterResponse::Sync(records)) => self.merge_records(peer, records).await,
-            Ok(ClusterResponse::Refused { reason, .. }) => tracing::debug!(peer = %peer, %reason, "peer refused to sync"),
+            Ok(ClusterResponse::Refused { reason, .. }) => {
+                tracing::debug!(peer = %peer, %reason, "peer refused to sync")
+            }
             Ok(other) => tracing::debug!(peer = %peer, answer = ?other, "unexpected sync answer"),
             Err(e) => tracing::debug!(peer = %peer, error = %e, "sync failed"),
         }
@@ -467,6 +486,8 @@ pub(crate) fn owners_of(node: &Node, c: &Collection) -> Vec<Vec<String>> {
     }
     let live = c.live_meta.lock();
     (0..live.shard_count())
-        .map(|s| placement::owners(&c.store.id, s, live.replicas.max(1) as usize, candidates.iter().map(String::as_str)))
+        .map(|s| {
+            placement::owners(&c.store.id, s, live.replicas.max(1) as usize, candidates.iter().map(String::as_str))
+        })
         .collect()
 }

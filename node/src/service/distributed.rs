@@ -145,9 +145,9 @@ impl Node {
         let mut missing: Vec<u32> = Vec::new();
         let mut pending: futures::stream::FuturesUnordered<Pending> = Default::default();
         let launch = |groups: BTreeMap<Source, Vec<u32>>,
-                          tried: &mut HashMap<u32, HashSet<Source>>,
-                          in_flight: &mut HashMap<u32, usize>,
-                          pending: &mut futures::stream::FuturesUnordered<Pending>| {
+                      tried: &mut HashMap<u32, HashSet<Source>>,
+                      in_flight: &mut HashMap<u32, usize>,
+                      pending: &mut futures::stream::FuturesUnordered<Pending>| {
             for (src, group) in groups {
                 for s in &group {
                     tried.entry(*s).or_default().insert(src);
@@ -245,7 +245,8 @@ impl Node {
     ) -> BoxFuture<'static, Result<SearchAnswer, String>> {
         let Some(cluster) = self.cluster.clone() else { return Box::pin(async { Err("alone".to_string()) }) };
         let c = Arc::clone(c);
-        let raw: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(vector.iter().flat_map(|f| f.to_le_bytes()).collect());
+        let raw: zeroize::Zeroizing<Vec<u8>> =
+            zeroize::Zeroizing::new(vector.iter().flat_map(|f| f.to_le_bytes()).collect());
         Box::pin(async move {
             let started = Instant::now();
             let mut id = [0u8; 16];

@@ -226,9 +226,7 @@ impl Node {
             if batch.len() >= 4096 {
                 collection.index.upsert(std::mem::take(&mut batch)).map_err(internal)?;
             }
-            state
-                .docs
-                .insert(doc_id, DocEntry::new(&doc.header, point_ids));
+            state.docs.insert(doc_id, DocEntry::new(&doc.header, point_ids));
         }
         collection.index.upsert(batch).map_err(internal)?;
         let live: std::collections::HashSet<u64> = state.points.keys().copied().collect();

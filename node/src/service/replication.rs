@@ -14,6 +14,7 @@ use prag_proto::api::ShardView;
 
 use super::cluster::owners_of;
 use super::{ChunkRef, Collection, DocEntry, Node, NodeError, internal};
+use crate::cluster::TransferJob;
 use crate::cluster::placement::shard_of;
 use crate::cluster::wire::{ClusterRequest, ClusterResponse, Framed};
 use crate::store::LoadedDocument;
@@ -82,6 +83,7 @@ impl Node {
         let me = cluster.peer_id().to_string();
         let collections: Vec<Arc<Collection>> =
             self.collections.read().values().filter(|c| c.store.shareable()).cloned().collect();
+        let mut jobs = Vec::new();
         for c in collections {
             let owners = owners_of(self, &c);
             let shards = owners.len() as u32;
@@ -91,20 +93,12 @@ impl Node {
                 let shard = shard_of(doc, shards) as usize;
                 let owned = owners.get(shard).is_some_and(|o| o.contains(&me));
                 if owned && latest.mine.get(doc).is_none_or(|m| m < v) && !sources.is_empty() {
-                    let key = (c.store.id.clone(), doc.clone());
-                    let busy = cluster.transfers.lock().len() >= cluster.config.max_transfers;
-                    if busy || !cluster.transfers.lock().insert(key.clone()) {
-                        continue;
-                    }
-                    let (node, c2, doc, sources) = (Arc::clone(self), Arc::clone(&c), doc.clone(), sources.clone());
-                    let (v, len) = (*v, *len);
-                    tokio::spawn(async move {
-                        if let Err(e) = node.fetch_document(&c2, &doc, v, len, &sources).await {
-                            tracing::warn!(collection = %c2.meta.name, doc_id = %doc, error = %e, "shard transfer interrupted; it resumes next round");
-                        }
-                        if let Some(cl) = node.cluster.as_ref() {
-                            cl.transfers.lock().remove(&key);
-                        }
+                    jobs.push(TransferJob {
+                        cid: c.store.id.clone(),
+                        doc_id: doc.clone(),
+                        version: *v,
+                        len: *len,
+                        sources: sources.clone(),
                     });
                 }
             }
@@ -116,7 +110,10 @@ impl Node {
                     continue;
                 }
                 let everywhere = o.iter().all(|owner| {
-                    latest.peers.iter().any(|(p, held)| p.to_string() == *owner && held.get(doc).is_some_and(|h| h >= v))
+                    latest
+                        .peers
+                        .iter()
+                        .any(|(p, held)| p.to_string() == *owner && held.get(doc).is_some_and(|h| h >= v))
                 });
                 if everywhere && !cluster.transfers.lock().contains(&(c.store.id.clone(), doc.clone())) {
                     match self.drop_local_document(&c, doc, None).await {
@@ -128,6 +125,49 @@ impl Node {
                     }
                 }
             }
+        }
+        // The queue is this round's view; lanes (up to `max_transfers`) drain it, so a finished
+        // transfer is followed by the next at once rather than at the next round.
+        *cluster.queue.lock() = jobs.into();
+        while !cluster.queue.lock().is_empty() {
+            let lanes = cluster.lanes.load(Ordering::Relaxed);
+            if lanes >= cluster.config.max_transfers.max(1) {
+                break;
+            }
+            if cluster.lanes.compare_exchange(lanes, lanes + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                tokio::spawn(Arc::clone(self).transfer_lane());
+            }
+        }
+    }
+
+    /// Takes documents off the queue and fetches them, one at a time, until the queue is empty.
+    async fn transfer_lane(self: Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        loop {
+            let job = {
+                let mut q = cluster.queue.lock();
+                let mut transfers = cluster.transfers.lock();
+                let mut found = None;
+                while let Some(j) = q.pop_front() {
+                    if transfers.insert((j.cid.clone(), j.doc_id.clone())) {
+                        found = Some(j);
+                        break;
+                    }
+                }
+                if found.is_none() {
+                    cluster.lanes.fetch_sub(1, Ordering::AcqRel);
+                }
+                found
+            };
+            let Some(job) = job else { return };
+            // The queue may be a round old: skip what has arrived meanwhile.
+            if let Some(c) = self.collection_by_id(&job.cid)
+                && c.state.read().docs.get(&job.doc_id).is_none_or(|d| d.version < job.version)
+                && let Err(e) = self.fetch_document(&c, &job.doc_id, job.version, job.len, &job.sources).await
+            {
+                tracing::warn!(collection = %c.meta.name, doc_id = %job.doc_id, error = %e, "shard transfer interrupted; it resumes next round");
+            }
+            cluster.transfers.lock().remove(&(job.cid, job.doc_id));
         }
     }
 
@@ -209,26 +249,35 @@ impl Node {
         if offset < len {
             return Err(last_error);
         }
-        self.install_replica(c, doc, version, &part).await?;
-        m.documents_replicated.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(collection = %c.meta.name, doc_id = %doc, bytes = len, "document replicated");
+        if self.install_replica(c, doc, version, &part).await? {
+            m.documents_replicated.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(collection = %c.meta.name, doc_id = %doc, bytes = len, "document replicated");
+        }
         Ok(())
     }
 
     /// Verifies a received file, moves it into place and indexes it (under the commit lock, so a
     /// local upload of the same document cannot interleave).
-    async fn install_replica(&self, c: &Arc<Collection>, doc: &str, version: u64, part: &std::path::Path) -> Result<(), String> {
+    /// Returns false when a version as new was installed meanwhile (the file is dropped).
+    async fn install_replica(
+        &self,
+        c: &Arc<Collection>,
+        doc: &str,
+        version: u64,
+        part: &std::path::Path,
+    ) -> Result<bool, String> {
         let _commit = c.commit.lock().await;
         if c.state.read().docs.get(doc).is_some_and(|d| d.version >= version) {
             let _ = std::fs::remove_file(part);
-            return Ok(());
+            return Ok(false);
         }
         let (store, d, p) = (c.store.clone(), doc.to_string(), part.to_path_buf());
         let loaded = tokio::task::spawn_blocking(move || store.commit_replica(&d, &p, version))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("received file refused: {e}"))?;
-        self.index_document(c, doc, loaded).map_err(|e| e.to_string())
+        self.index_document(c, doc, loaded).map_err(|e| e.to_string())?;
+        Ok(true)
     }
 
     /// Puts a committed document's chunks in the index and the maps, replacing an older version.
@@ -263,7 +312,12 @@ impl Node {
 
     /// Removes a document held here (handed off, or deleted elsewhere: `upto` = the tombstone;
     /// a newer version than it is kept).
-    pub(crate) async fn drop_local_document(&self, c: &Arc<Collection>, doc: &str, upto: Option<u64>) -> Result<(), NodeError> {
+    pub(crate) async fn drop_local_document(
+        &self,
+        c: &Arc<Collection>,
+        doc: &str,
+        upto: Option<u64>,
+    ) -> Result<(), NodeError> {
         let _commit = c.commit.lock().await;
         let Some(entry) = c.state.read().docs.get(doc).cloned() else { return Ok(()) };
         if upto.is_some_and(|u| entry.version > u) {

@@ -251,17 +251,15 @@ impl CollectionStore {
     pub fn commit_replica(&self, doc_id: &str, part: &Path, version: u64) -> Result<LoadedDocument, StoreError> {
         let check = || -> Result<LoadedDocument, StoreError> {
             std::fs::File::open(part).and_then(|f| f.sync_all()).map_err(io_err("cannot sync", part))?;
-            let loaded = document::load(&self.key, &self.id, doc_id, part)?;
+            let loaded = document::load_checked(&self.key, &self.id, doc_id, part, true)?;
             if loaded.header.version != version {
                 return Err(StoreError::Damaged {
                     path: part.display().to_string(),
                     reason: format!("version {} where {version} was asked for", loaded.header.version),
                 });
             }
-            let part_buf = part.to_path_buf();
-            for (i, c) in loaded.chunks.iter().enumerate() {
-                let (loc, _) = c.as_ref().map_err(|e| StoreError::Damaged { path: part.display().to_string(), reason: e.to_string() })?;
-                document::read_text(&self.key, &self.id, doc_id, i as u32, &part_buf, *loc)?;
+            if let Some(Err(e)) = loaded.chunks.iter().find(|c| c.is_err()) {
+                return Err(StoreError::Damaged { path: part.display().to_string(), reason: e.to_string() });
             }
             Ok(loaded)
         };

@@ -40,10 +40,8 @@ pub struct DocumentHeader {
 
 /// A version for a document replacing one of version `previous`.
 pub fn new_version(previous: Option<u64>) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     now.max(previous.map_or(0, |p| p + 1))
 }
 
@@ -130,6 +128,19 @@ pub fn write(
 
 /// Reads a document file back: header opened, every vector opened (texts stay sealed on disk).
 pub fn load(master: &MasterKey, cid: &str, doc_id: &str, path: &Path) -> Result<LoadedDocument, StoreError> {
+    load_checked(master, cid, doc_id, path, false)
+}
+
+/// [`load`], and with `check_texts` every chunk's text is opened too (then wiped), so a file
+/// that loads is whole: used for files received from peers before they are served.
+pub fn load_checked(
+    master: &MasterKey,
+    cid: &str,
+    doc_id: &str,
+    path: &Path,
+    check_texts: bool,
+) -> Result<LoadedDocument, StoreError> {
+    let mut scratch = Zeroizing::new(Vec::new());
     let bytes = std::fs::read(path).map_err(io_err("cannot read", path))?;
     let damaged = |reason: &str| StoreError::Damaged { path: path.display().to_string(), reason: reason.into() };
     let mut pos = 0usize;
@@ -154,7 +165,13 @@ pub fn load(master: &MasterKey, cid: &str, doc_id: &str, path: &Path) -> Result<
     let mut chunks = Vec::with_capacity(header.chunks as usize);
     for i in 0..header.chunks {
         let tlen = read_len(take(4)?.1);
-        let (toff, _) = take(tlen)?;
+        let (toff, sealed_text) = take(tlen)?;
+        if check_texts {
+            master
+                .derive(&ctx(Purpose::ChunkText, cid, doc_id, i))
+                .open_into(sealed_text, &mut scratch)
+                .map_err(|_| StoreError::Integrity { what: format!("text of chunk {i} of {}", path.display()) })?;
+        }
         let vlen = read_len(take(4)?.1);
         let sealed_vec = take(vlen)?.1;
         let loc = ChunkLocation { offset: toff as u64, len: tlen as u32 };

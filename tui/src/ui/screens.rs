@@ -249,10 +249,30 @@ fn alert_lines(app: &App) -> Vec<Line<'static>> {
 
 fn collections(app: &App) -> TableData {
     let mut rows = Vec::new();
+    let mut alert_rows = Vec::new();
     for n in &app.nodes {
         let Some(f) = &n.feed else { continue };
         for c in &f.status.collections {
-            let health = if c.total_points == 0 || c.indexed_points == c.total_points { "ok" } else { "indexing" };
+            // In a network: shards held whole here / shards, and how many have all their copies.
+            let (replicas, degraded) = match &f.status.cluster {
+                Some(cl) => {
+                    let shards: Vec<_> = cl.shards.iter().filter(|s| s.collection == c.name).collect();
+                    let here = shards.iter().filter(|s| s.documents > 0 && s.documents_here == s.documents).count();
+                    let ok = shards.iter().filter(|s| s.healthy).count();
+                    (format!("{here}/{} here, {ok} ok", shards.len()), ok < shards.len())
+                }
+                None => ("1 (this node)".into(), false),
+            };
+            let health = if degraded {
+                "degraded"
+            } else if c.total_points == 0 || c.indexed_points == c.total_points {
+                "ok"
+            } else {
+                "indexing"
+            };
+            if degraded {
+                alert_rows.push(rows.len());
+            }
             rows.push(vec![
                 host(&n.url),
                 c.name.clone(),
@@ -260,7 +280,7 @@ fn collections(app: &App) -> TableData {
                 c.documents.to_string(),
                 c.chunks.to_string(),
                 format!("{}/{}", c.indexed_points, c.total_points),
-                "1 (this node)".into(),
+                replicas,
                 health.into(),
             ]);
         }
@@ -269,9 +289,9 @@ fn collections(app: &App) -> TableData {
         title: "Collections · shards and replicas".into(),
         headers: vec!["node", "collection", "owner", "docs", "chunks", "indexed/total", "replicas", "health"],
         rows,
-        wide: vec![L(22), L(18), Min(20), L(6), L(8), L(14), L(14), L(9)],
+        wide: vec![L(22), L(18), Min(20), L(6), L(8), L(14), L(17), L(9)],
         narrow: vec![L(0), L(14), L(16), L(5), L(7), L(13), L(0), L(9)],
-        alert_rows: Vec::new(),
+        alert_rows,
     }
 }
 

@@ -1,0 +1,306 @@
+//! The storage network on loopback, nodes in this process over real libp2p TCP sockets:
+//!
+//! - `replication`: a node joins and pulls a 256 MiB collection from another — ciphertext pieces
+//!   over the wire, written, then every chunk's text and vector opened to verify the file before
+//!   it is committed and indexed. Timed from the joining node's start to its last document.
+//! - `retrieval`: the same question to a node holding everything alone, and to a node of a
+//!   3-node network (4 shards, 2 copies) that holds only some shards and asks a peer for the
+//!   rest. The difference of the two is what distribution adds.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use k256::ecdsa::{SigningKey, VerifyingKey};
+use prag_benches::model_dir;
+use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
+use prag_node::cluster::{ClusterConfig, StorageIdentity};
+use prag_node::crypto::MasterKey;
+use prag_node::p2p::P2pConfig;
+use prag_node::service::{AccessConfig, AttestationMode, IndexChoice, Node, NodeConfig};
+use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
+use prag_proto::api::QueryRequest;
+use prag_proto::ledger::SignedTx;
+use serde_json::json;
+
+const DOCS: usize = 128;
+const CHUNKS: usize = 32;
+const CHUNK_BYTES: usize = 64 << 10;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_slice(&[seed; 32]).expect("key")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+fn config(data: &Path, listen: &str, peers: &[String], cluster: ClusterConfig) -> NodeConfig {
+    config_on(data, &[listen], peers, cluster)
+}
+
+fn config_on(data: &Path, listen: &[&str], peers: &[String], cluster: ClusterConfig) -> NodeConfig {
+    NodeConfig {
+        data_dir: data.to_path_buf(),
+        index: IndexChoice::Embedded {
+            dir: Some(Path::new("/dev/shm").join(format!(
+                "prag-bench-net-{}-{}",
+                std::process::id(),
+                data.file_name().unwrap().to_string_lossy()
+            ))),
+        },
+        chunk_tokens: 200,
+        chunk_overlap: 32,
+        max_file_bytes: 64 << 20,
+        chain_id: "prag-bench".into(),
+        access: AccessConfig { attestation: AttestationMode::Dev, ..Default::default() },
+        p2p: Some(P2pConfig {
+            listen: listen.iter().map(|l| l.parse().unwrap()).collect(),
+            peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+            mdns: false,
+        }),
+        cluster,
+    }
+}
+
+/// Registers the node in `data` as a `prag-storage` worker (dev report) in `orderer`'s ledger.
+fn register(orderer: &Node, data: &Path, n: u64) {
+    std::fs::create_dir_all(data).unwrap();
+    let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
+    let peer = prag_node::p2p::load_or_create_identity(data).unwrap().public().to_peer_id().to_string();
+    let id = StorageIdentity::derive(&master).unwrap();
+    let report = json!({"kind": "dev", "notice": prag_node::attest::DEV_NOTICE, "signing_key": id.signing_key_hex()});
+    let tx = SignedTx::sign(
+        &key(1),
+        &format!("benchnonce{n:010}"),
+        prag_node::auth::unix_now(),
+        json!({"register_worker": {
+            "ip_address": peer,
+            "payment_wallet": prag_proto::account::address(key(30).verifying_key()),
+            "attestation_report": report.to_string(),
+            "worker_type": "prag-storage",
+            "signing_key": id.signing_key_hex(),
+        }}),
+    )
+    .unwrap();
+    orderer.ledger.submit(tx).expect("register");
+}
+
+/// Writes `DOCS` documents of `CHUNKS` chunks of `CHUNK_BYTES` into a new collection of the node
+/// in `data` (before it starts). Vectors are random unit vectors: replication moves bytes and
+/// never looks at what they mean.
+fn seed_collection(data: &Path, owner: &VerifyingKey) -> u64 {
+    std::fs::create_dir_all(data.join("collections")).unwrap();
+    let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
+    let meta = CollectionMeta {
+        name: "bulk".into(),
+        owner: prag_proto::account::public_key_hex(owner),
+        created_at: 0,
+        shards: 4,
+        replicas: 2,
+        grants_version: 0,
+        tombstones: Default::default(),
+    };
+    let store = CollectionStore::create(&master, &data.join("collections"), &meta).unwrap();
+    let text: String = prag_benches::paragraphs(2000, 4).join(" ").chars().take(CHUNK_BYTES).collect();
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for d in 0..DOCS {
+        let vectors: Vec<Vec<f32>> = (0..CHUNKS)
+            .map(|_| {
+                let v: Vec<f32> = (0..384).map(|_| rng.r#gen::<f32>() - 0.5).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect();
+        let chunks: Vec<NewChunk<'_>> = vectors.iter().map(|v| NewChunk { text: &text, vector: v }).collect();
+        let path = format!("bulk/{d}.txt");
+        let header = DocumentHeader {
+            path: path.clone(),
+            fingerprint: store.fingerprint(&format!("{d}")),
+            chunks: CHUNKS as u32,
+            created_at: 0,
+            key_version: 1,
+            version: 1,
+        };
+        store.write_document(&store.document_id(&path), &header, &chunks).unwrap();
+    }
+    std::fs::read_dir(data.join("collections").join(&store.id).join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn embedder() -> Embedder {
+    let mut cfg = EmbedderConfig::new(model_dir());
+    cfg.device = DeviceSpec::Cpu;
+    Embedder::load(cfg).expect("embedder")
+}
+
+fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedder, tmp: &Path) {
+    let owner = VerifyingKey::from(&key(5));
+    let a_dir = tmp.join("repl-a");
+    let bytes = seed_collection(&a_dir, &owner);
+    let port = free_port();
+    let a_tcp = format!("/ip4/127.0.0.1/tcp/{port}");
+    let a_quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1");
+    let fast = ClusterConfig { sync_interval: Duration::from_millis(50), transfer_rate: 0, ..Default::default() };
+    let a = rt
+        .block_on(Node::open(config_on(&a_dir, &[&a_tcp, &a_quic], &[], fast.clone()), embedder.clone(), Some(&key(1))))
+        .expect("node a");
+    register(&a, &a_dir, 0);
+    eprintln!("replication: {DOCS} documents, {} MiB of ciphertext", bytes >> 20);
+
+    let mut g = c.benchmark_group("replication");
+    g.throughput(Throughput::Bytes(bytes));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(30));
+    let mut n = 0u64;
+    for (transport, a_addr, listen) in
+        [("tcp", &a_tcp, "/ip4/127.0.0.1/tcp/0"), ("quic", &a_quic, "/ip4/127.0.0.1/udp/0/quic-v1")]
+    {
+        g.bench_function(format!("join-and-pull-256MiB-{transport}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let dir: PathBuf = tmp.join(format!("repl-b{n}"));
+                    register(&a, &dir, n);
+                    let started = Instant::now();
+                    let node = rt
+                        .block_on(Node::open(
+                            config(&dir, listen, std::slice::from_ref(a_addr), fast.clone()),
+                            embedder.clone(),
+                            None,
+                        ))
+                        .expect("node b");
+                    loop {
+                        let s = node.status().cluster.unwrap();
+                        if s.documents_replicated as usize >= DOCS {
+                            break;
+                        }
+                        assert!(started.elapsed() < Duration::from_secs(300), "replication stalled: {s:?}");
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    total += started.elapsed();
+                    drop(node);
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+const CORPUS: &[(&str, &str)] = &[
+    ("policies/retention.md", include_str!("../../node/assets/demo/records-retention.md")),
+    ("leaflets/mri.md", include_str!("../../node/assets/demo/mri-preparation.md")),
+    ("leaflets/wifi.md", include_str!("../../node/assets/demo/guest-wifi.md")),
+    ("leaflets/lab.md", include_str!("../../node/assets/demo/lab-results.md")),
+    ("archive/log.md", include_str!("../../node/assets/demo/archive-digitisation.md")),
+    ("leaflets/heart.md", include_str!("../../node/assets/demo/discharge-advice.md")),
+];
+
+async fn fill(node: &Arc<Node>, owner: &VerifyingKey) {
+    node.create_collection("clinic", owner).await.expect("collection");
+    for (path, text) in CORPUS {
+        node.upload(owner, "clinic", path, text.as_bytes().to_vec()).await.expect("upload");
+    }
+}
+
+fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedder, tmp: &Path) {
+    let owner = VerifyingKey::from(&key(5));
+    let mut single_cfg = config(&tmp.join("single"), "/ip4/127.0.0.1/tcp/0", &[], ClusterConfig::default());
+    single_cfg.p2p = None;
+    let single = rt.block_on(Node::open(single_cfg, embedder.clone(), None)).expect("single");
+    rt.block_on(fill(&single, &owner));
+
+    let net = ClusterConfig { sync_interval: Duration::from_millis(100), shards: 8, ..Default::default() };
+    let addrs: Vec<String> = (0..3).map(|_| format!("/ip4/127.0.0.1/tcp/{}", free_port())).collect();
+    let dirs: Vec<PathBuf> = ["net-a", "net-b", "net-c"].iter().map(|d| tmp.join(d)).collect();
+    let a = rt
+        .block_on(Node::open(config(&dirs[0], &addrs[0], &[], net.clone()), embedder.clone(), Some(&key(1))))
+        .unwrap();
+    for (i, d) in dirs.iter().enumerate() {
+        register(&a, d, 1000 + i as u64);
+    }
+    let b =
+        rt.block_on(Node::open(config(&dirs[1], &addrs[1], &addrs[..1], net.clone()), embedder.clone(), None)).unwrap();
+    let cn =
+        rt.block_on(Node::open(config(&dirs[2], &addrs[2], &addrs[..1], net.clone()), embedder.clone(), None)).unwrap();
+    rt.block_on(fill(&a, &owner));
+    // Settled: every shard with documents held by exactly its owners, as every node sees it.
+    let started = Instant::now();
+    let nodes = [&a, &b, &cn];
+    let held: Vec<usize> = loop {
+        let views: Vec<_> = nodes.iter().map(|n| n.status().cluster.unwrap()).collect();
+        let settled = views.iter().all(|s| {
+            !s.shards.is_empty()
+                && s.shards.iter().all(|sh| {
+                    let (mut h, mut o) = (sh.holders.clone(), sh.owners.clone());
+                    h.sort();
+                    o.sort();
+                    o.len() == 2 && (sh.documents == 0 || h == o)
+                })
+        });
+        if settled {
+            break views
+                .iter()
+                .map(|s| s.shards.iter().filter(|sh| sh.documents > 0 && sh.documents_here == sh.documents).count())
+                .collect();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "network did not settle: {views:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let with_docs = cn.status().cluster.unwrap().shards.iter().filter(|sh| sh.documents > 0).count();
+    // Ask through the node that holds the fewest shards: it must reach a peer for the others.
+    let (entry_idx, entry_held) = held.iter().copied().enumerate().min_by_key(|(_, h)| *h).unwrap();
+    let entry = nodes[entry_idx];
+    eprintln!(
+        "retrieval: shards with documents: {with_docs}; held per node {held:?}; asking node {entry_idx} ({entry_held} held)"
+    );
+    assert!(entry_held < with_docs, "every node holds every shard; nothing to measure");
+    let question =
+        || QueryRequest { text: "How long do you keep a child's medical records?".into(), k: 5, exact: true };
+    let want = rt.block_on(single.query(&owner, "clinic", question())).unwrap();
+    let got = rt.block_on(entry.query(&owner, "clinic", question())).unwrap();
+    assert_eq!(
+        want.hits.iter().map(|h| (&h.path, h.chunk)).collect::<Vec<_>>(),
+        got.hits.iter().map(|h| (&h.path, h.chunk)).collect::<Vec<_>>()
+    );
+
+    let mut g = c.benchmark_group("retrieval");
+    g.sample_size(200);
+    g.bench_function("single-node", |bch| {
+        bch.iter(|| rt.block_on(single.query(&owner, "clinic", question())).unwrap())
+    });
+    g.bench_function("3-nodes-via-partial-holder", |bch| {
+        bch.iter(|| rt.block_on(entry.query(&owner, "clinic", question())).unwrap())
+    });
+    g.finish();
+    let s = entry.status().cluster.unwrap();
+    eprintln!(
+        "retrieval: the entry node asked peers {} times, remote search p50 ≤ {} ms, p99 ≤ {} ms (histogram bucket bounds)",
+        s.remote_searches, s.remote_search_p50_ms, s.remote_search_p99_ms
+    );
+    drop((a, b, cn));
+}
+
+fn bench(c: &mut Criterion) {
+    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        prag_embedder::use_one_matmul_thread_per_worker()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let embedder = embedder();
+    let tmp = tempfile::tempdir().expect("tmp");
+    retrieval(c, &rt, &embedder, tmp.path());
+    replication(c, &rt, &embedder, tmp.path());
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
