@@ -218,7 +218,7 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     let single = rt.block_on(Node::open(single_cfg, embedder.clone(), None)).expect("single");
     rt.block_on(fill(&single, &owner));
 
-    let net = ClusterConfig { sync_interval: Duration::from_millis(100), shards: 8, ..Default::default() };
+    let net = ClusterConfig { shards: 8, ..Default::default() };
     let addrs: Vec<String> = (0..3).map(|_| format!("/ip4/127.0.0.1/tcp/{}", free_port())).collect();
     let dirs: Vec<PathBuf> = ["net-a", "net-b", "net-c"].iter().map(|d| tmp.join(d)).collect();
     let a = rt

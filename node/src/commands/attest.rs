@@ -11,12 +11,16 @@ use crate::attest::{AttestationReport, Policy, check_binding, tsm};
 #[derive(Subcommand, Debug)]
 pub enum AttestCommand {
     /// Produce this machine's attestation report (TDX or SEV-SNP guest, via configfs-tsm) bound to
-    /// --key's public key, in the format `prag admin register-worker --report` takes.
+    /// --key's public key (a worker) or to the storage key of the node in --storage-data (a
+    /// storage node), in the format `prag admin register-worker --report` takes.
     #[command(name = "self")]
     SelfReport {
-        /// The account key whose public key the report binds (the worker's or node's signing key).
-        #[arg(long, env = "PRAG_KEY", value_name = "FILE")]
-        key: PathBuf,
+        /// The account key whose public key the report binds (the worker's signing key).
+        #[arg(long, env = "PRAG_KEY", value_name = "FILE", required_unless_present = "storage_data")]
+        key: Option<PathBuf>,
+        /// Bind the storage key of the node whose data directory this is (`prag storage identity`).
+        #[arg(long, value_name = "DIR", conflicts_with = "key")]
+        storage_data: Option<PathBuf>,
         /// Fetch the TDX quote's collateral from this PCCS and include it.
         #[arg(long, env = "PRAG_PCCS_URL", value_name = "URL")]
         pccs_url: Option<String>,
@@ -50,9 +54,18 @@ pub enum AttestCommand {
 pub fn run(cmd: AttestCommand) -> anyhow::Result<()> {
     let rt = crate::cli::runtime()?;
     match cmd {
-        AttestCommand::SelfReport { key, pccs_url, out } => {
-            let key = crate::account::load(&key)?;
-            let binding = crate::attest::binding_for(key.verifying_key());
+        AttestCommand::SelfReport { key, storage_data, pccs_url, out } => {
+            let public = match (key, storage_data) {
+                (Some(key), _) => *crate::account::load(&key)?.verifying_key(),
+                (None, Some(dir)) => {
+                    let (master, _) = crate::crypto::MasterKey::load_or_create(&dir.join("master.key"))
+                        .context("the storage node's master key")?;
+                    let id = crate::cluster::StorageIdentity::derive(&master).map_err(anyhow::Error::msg)?;
+                    *id.signing_key().verifying_key()
+                }
+                (None, None) => anyhow::bail!("give --key or --storage-data"),
+            };
+            let binding = crate::attest::binding_for(&public);
             let mut report = tsm::self_report(std::path::Path::new(tsm::TSM_ROOT), &binding)?;
             if let (Some(url), Some(Ok(quote))) = (pccs_url.as_deref(), report.tdx_quote_needing_collateral()) {
                 let c = rt.block_on(crate::attest::fetch_collateral(url, &quote))?;

@@ -174,7 +174,12 @@ pub fn spawn(
         .with_quic()
         .with_behaviour(|key| Behaviour::new(key, use_mdns).map_err(|e| e.into()))
         .map_err(|e| format!("behaviour: {e}"))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_swarm_config(|c| {
+            // Lazy negotiation: a request's first bytes travel with its protocol proposal instead
+            // of a round trip later (every peer speaks the same protocols).
+            c.with_idle_connection_timeout(Duration::from_secs(120))
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     let topic = gossipsub::IdentTopic::new(LEDGER_TOPIC);
     swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| format!("gossipsub subscribe: {e}"))?;
