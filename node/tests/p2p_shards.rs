@@ -105,7 +105,8 @@ fn same_answer(got: &QueryResponse, want: &QueryResponse, what: &str) {
     }
 }
 
-/// Waits until `node` sees every shard of `clinic` with `replicas` holders, all among `allowed`.
+/// Waits until `node` sees all of the corpus in `clinic`'s shards, every shard with documents held
+/// by exactly its `replicas` owners, all among `allowed`.
 fn wait_placed(node: &NodeProcess, replicas: usize, allowed: &[&str], what: &str) -> NodeStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -113,7 +114,7 @@ fn wait_placed(node: &NodeProcess, replicas: usize, allowed: &[&str], what: &str
         if let Some(c) = &s.cluster {
             // Settled: every shard with documents is held by exactly its owners (hand-off done),
             // R of them, all among `allowed`.
-            let ok = !c.shards.is_empty()
+            let ok = c.shards.iter().map(|sh| sh.documents).sum::<u64>() == CLINIC_DOCS.len() as u64
                 && c.shards.iter().all(|sh| {
                     let mut holders = sh.holders.clone();
                     let mut owners = sh.owners.clone();
@@ -193,14 +194,63 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
         }
         assert!(s.peers.iter().all(|p| p.admitted), "{:?}", s.peers);
     }
-    let bytes = placed.cluster.as_ref().unwrap().bytes_replicated;
-    assert!(bytes > 0 || status(&a).cluster.unwrap().bytes_replicated > 0);
+    let _ = placed;
+    let moved: u64 = [&a, &b, &c].iter().map(|n| status(n).cluster.unwrap().bytes_replicated).sum();
+    assert!(moved > 0, "nothing was replicated");
 
     // Query through node 3: identical to the single node.
     for (q, want) in QUESTIONS.iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("via C: {q}"));
     }
     assert!(status(&c).cluster.unwrap().remote_searches > 0, "C asked its peers");
+
+    // The owner lists the whole collection on any node, wherever its documents live.
+    for node in [&a, &b, &c] {
+        let docs: Vec<prag_proto::api::DocumentInfo> =
+            rt().block_on(node.client(&key(5)).get("/v1/collections/clinic/documents")).expect("list");
+        let mut paths: Vec<&str> = docs.iter().map(|d| d.path.as_str()).collect();
+        paths.sort();
+        let mut want: Vec<&str> = CLINIC_DOCS.iter().map(|(p, _)| *p).collect();
+        want.sort();
+        assert_eq!(paths, want);
+    }
+
+    // Grants and deletions made through A reach the others.
+    let subscriber = prag_proto::account::public_key_hex(key(40).verifying_key());
+    let _: serde_json::Value = rt()
+        .block_on(a.client(&key(5)).post("/v1/collections/clinic/grants", &json!({"subscriber": subscriber})))
+        .expect("grant");
+    let _: serde_json::Value = rt()
+        .block_on(
+            a.client(&key(5)).post("/v1/collections/clinic/documents/delete", &json!({"path": "leaflets/wifi.md"})),
+        )
+        .expect("delete");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let grants: serde_json::Value =
+            rt().block_on(c.client(&key(5)).get("/v1/collections/clinic/grants")).expect("grants via C");
+        let gone = ask(&c, QUESTIONS[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md")
+            && ask(&b, QUESTIONS[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md");
+        if grants.to_string().contains(&subscriber) && gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "grant or deletion did not spread: {grants}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Uploaded again (a version above the tombstone): back everywhere, answers as before.
+    let wifi = CLINIC_DOCS.iter().find(|(p, _)| *p == "leaflets/wifi.md").unwrap();
+    let _: UploadResponse = rt()
+        .block_on(a.client(&key(5)).post("/v1/collections/clinic/documents", &upload_body(wifi.0, wifi.1.as_bytes())))
+        .expect("re-upload");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ask(&c, QUESTIONS[4]).hits.first().map(|h| h.path.as_str()) != Some("leaflets/wifi.md") {
+        assert!(Instant::now() < deadline, "re-uploaded document did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_placed(&c, 2, &all3, "after re-upload");
+    for (q, want) in QUESTIONS.iter().zip(&reference) {
+        same_answer(&ask(&c, q), want, &format!("after delete and re-upload, via C: {q}"));
+    }
 
     // A stranger: connects, is not registered, gets nothing.
     let d = NodeProcess::start(&dd, &args(&["--peer", &a_addr]).iter().map(String::as_str).collect::<Vec<_>>());
@@ -270,10 +320,11 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let held = status(&b).cluster.unwrap().shards.iter().filter(|s| s.documents_here > 0).count();
-    if held < 4 {
-        assert!(partial.partial && !partial.missing_shards.is_empty(), "{partial:?}");
-    }
+    // The shards B lacks are exactly the ones the answer names as missing.
+    let lacking: Vec<u32> =
+        status(&b).cluster.unwrap().shards.iter().filter(|s| s.documents > s.documents_here).map(|s| s.shard).collect();
+    assert_eq!(partial.partial, !lacking.is_empty(), "{partial:?}");
+    assert_eq!(partial.missing_shards, lacking);
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct PeerRecord {
     pub admission: Option<Result<identity::HpkePublicKey, String>>,
     /// cid → doc id → (version, file length), from the peer's last sync answer.
     pub holdings: HashMap<String, HashMap<String, (u64, u64)>>,
+    /// cid → doc id → (version, path, chunks), for document listings.
+    pub listing: HashMap<String, HashMap<String, (u64, String, u64)>>,
     pub synced_at: Option<Instant>,
 }
 

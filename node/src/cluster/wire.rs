@@ -76,6 +76,12 @@ pub struct Holding {
     pub doc_id: String,
     pub version: u64,
     pub len: u64,
+    /// The path it was uploaded under and its chunk count, for the owner's document listing on
+    /// any node.
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub chunks: u64,
 }
 
 /// A search answer between nodes (inside the sealed body).

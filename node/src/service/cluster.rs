@@ -121,6 +121,8 @@ impl Node {
                     doc_id: id.clone(),
                     version: d.version,
                     len: std::fs::metadata(c.store.document_path(id)).map(|m| m.len()).unwrap_or(0),
+                    path: d.path.clone(),
+                    chunks: d.point_ids.len() as u64,
                 })
                 .collect();
             let live = c.live_meta.lock().clone();
@@ -209,7 +211,15 @@ impl Node {
     async fn merge_records(self: &Arc<Self>, peer: PeerId, records: Vec<CollectionRecord>) {
         let Some(cluster) = self.cluster.clone() else { return };
         let mut holdings = HashMap::new();
+        let mut listing = HashMap::new();
         for r in records {
+            listing.insert(
+                r.cid.clone(),
+                r.holdings
+                    .iter()
+                    .map(|h| (h.doc_id.clone(), (h.version, h.path.clone(), h.chunks)))
+                    .collect::<HashMap<_, _>>(),
+            );
             holdings.insert(
                 r.cid.clone(),
                 r.holdings.iter().map(|h| (h.doc_id.clone(), (h.version, h.len))).collect::<HashMap<_, _>>(),
@@ -257,6 +267,7 @@ impl Node {
         let mut peers = cluster.peers.write();
         let rec = peers.entry(peer).or_default();
         rec.holdings = holdings;
+        rec.listing = listing;
         rec.synced_at = Some(Instant::now());
     }
 

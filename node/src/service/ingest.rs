@@ -157,13 +157,26 @@ impl Node {
             _ => return Err(NodeError::BadRequest("give exactly one of doc_id and path".into())),
         };
         let _commit = coll.commit.lock().await;
-        let entry = coll
-            .state
-            .read()
-            .docs
-            .get(&doc_id)
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound(format!("no document {doc_id} in collection {collection:?}")))?;
+        let held = coll.state.read().docs.get(&doc_id).cloned();
+        let Some(entry) = held else {
+            // Not here, but perhaps on peers (in a network a document lives on its shard's
+            // owners): a tombstone at the newest version known makes them drop it.
+            let newest = self.latest(&coll).docs.get(&doc_id).map(|(v, _, _)| *v);
+            let (Some(version), true) = (newest, coll.tombstone(&doc_id).is_none_or(|t| newest.is_some_and(|n| t < n)))
+            else {
+                return Err(NodeError::NotFound(format!("no document {doc_id} in collection {collection:?}")));
+            };
+            coll.update_meta(|m| {
+                m.tombstones.insert(doc_id.clone(), version);
+            })?;
+            self.metrics.deleted_documents.fetch_add(1, Ordering::Relaxed);
+            return Ok(DocumentOutcome {
+                doc_id,
+                path: path.unwrap_or_default().to_string(),
+                status: DocumentStatus::Deleted,
+                chunks: 0,
+            });
+        };
         // The tombstone goes first: peers holding a copy drop it when they next sync.
         coll.update_meta(|m| {
             m.tombstones.insert(doc_id.clone(), entry.version);

@@ -45,15 +45,28 @@ impl Node {
     ) -> Result<Vec<prag_proto::api::DocumentInfo>, super::NodeError> {
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
-        let state = coll.state.read();
-        let mut docs: Vec<_> = state
+        // Held here, and (in a network) held by admitted peers: the whole collection, newest
+        // versions, deleted ones left out.
+        let mut all: std::collections::HashMap<String, (u64, String, u64)> = coll
+            .state
+            .read()
             .docs
             .iter()
-            .map(|(id, d)| prag_proto::api::DocumentInfo {
-                doc_id: id.clone(),
-                path: d.path.clone(),
-                chunks: d.point_ids.len() as u64,
-            })
+            .map(|(id, d)| (id.clone(), (d.version, d.path.clone(), d.point_ids.len() as u64)))
+            .collect();
+        if let Some(cluster) = self.cluster.as_ref() {
+            for rec in cluster.peers.read().values().filter(|r| matches!(r.admission, Some(Ok(_)))) {
+                for (id, (v, path, chunks)) in rec.listing.get(&coll.store.id).into_iter().flatten() {
+                    if all.get(id).is_none_or(|(mine, _, _)| mine < v) {
+                        all.insert(id.clone(), (*v, path.clone(), *chunks));
+                    }
+                }
+            }
+        }
+        let mut docs: Vec<_> = all
+            .into_iter()
+            .filter(|(id, (v, _, _))| coll.tombstone(id).is_none_or(|t| t < *v))
+            .map(|(doc_id, (_, path, chunks))| prag_proto::api::DocumentInfo { doc_id, path, chunks })
             .collect();
         docs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(docs)
