@@ -198,11 +198,28 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     let moved: u64 = [&a, &b, &c].iter().map(|n| status(n).cluster.unwrap().bytes_replicated).sum();
     assert!(moved > 0, "nothing was replicated");
 
-    // Query through node 3: identical to the single node.
+    // Query through node 3 (and the others): identical to the single node.
     for (q, want) in QUESTIONS.iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("via C: {q}"));
+        same_answer(&ask(&b, q), want, &format!("via B: {q}"));
+        same_answer(&ask(&a, q), want, &format!("via A: {q}"));
     }
-    assert!(status(&c).cluster.unwrap().remote_searches > 0, "C asked its peers");
+    // Each shard has 2 copies on 3 nodes, so some node lacks a shard and had to ask a peer.
+    let lacks = |n: &NodeProcess| status(n).cluster.unwrap().shards.iter().any(|s| s.documents > s.documents_here);
+    let partial_holder = [&a, &b, &c].into_iter().find(|n| lacks(n)).expect("some node lacks a shard");
+    assert!(status(partial_holder).cluster.unwrap().remote_searches > 0, "a partial holder asked its peers");
+    let metrics = |n: &NodeProcess| {
+        rt().block_on(async { reqwest::get(format!("{}/metrics", n.url)).await?.text().await }).expect("metrics")
+    };
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert!(value(&metrics(partial_holder), "prag_remote_search_seconds_count ") > 0.0);
+    let replicated: f64 = [&a, &b, &c].iter().map(|n| value(&metrics(n), "prag_replicated_bytes_total ")).sum();
+    assert!(replicated > 0.0);
+    assert_eq!(value(&metrics(&c), "prag_shards_unhealthy "), 0.0);
 
     // The owner lists the whole collection on any node, wherever its documents live.
     for node in [&a, &b, &c] {

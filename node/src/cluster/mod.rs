@@ -94,6 +94,47 @@ pub struct ClusterMetrics {
     pub partial_answers: AtomicU64,
 }
 
+impl ClusterMetrics {
+    /// Appends the storage network's counters and remote-search latency (Prometheus text).
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            ("prag_replicated_bytes_total", "Shard bytes received from peers.", &self.bytes_replicated),
+            (
+                "prag_replicated_documents_total",
+                "Documents received, verified and installed.",
+                &self.documents_replicated,
+            ),
+            ("prag_transfers_resumed_total", "Shard transfers resumed from a kept part.", &self.transfers_resumed),
+            (
+                "prag_peer_requests_refused_total",
+                "Requests refused because the peer is not admitted.",
+                &self.peer_requests_refused,
+            ),
+            (
+                "prag_documents_handed_off_total",
+                "Documents dropped here once their owners held them.",
+                &self.documents_handed_off,
+            ),
+            ("prag_hedged_searches_total", "Remote searches also asked of another replica.", &self.hedged_searches),
+            ("prag_partial_answers_total", "Answers missing shards no replica could serve.", &self.partial_answers),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP prag_transfers_active Shard transfers running.\n# TYPE prag_transfers_active gauge\nprag_transfers_active {}",
+            self.transfers_active.load(Relaxed)
+        );
+        self.remote_search_seconds.render(
+            out,
+            "prag_remote_search_seconds",
+            "Latency of a search asked of a peer, sealing included.",
+        );
+    }
+}
+
 /// The node's storage-network state.
 pub struct Cluster {
     pub config: ClusterConfig,

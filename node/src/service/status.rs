@@ -120,7 +120,7 @@ impl Node {
         let indexed: u64 = status.collections.iter().map(|c| c.indexed_points).sum();
         let e = &status.embedder;
         let rate = if e.busy_seconds > 0.0 { e.texts as f64 / e.busy_seconds } else { 0.0 };
-        self.metrics.render(&[
+        let mut out = self.metrics.render(&[
             ("prag_documents", "Documents stored.", status.documents as f64),
             ("prag_index_points", "Points in the vector index.", points as f64),
             ("prag_index_indexed_points", "Points inside an HNSW graph.", indexed as f64),
@@ -128,7 +128,15 @@ impl Node {
             ("prag_embedder_texts_per_busy_second", "Embedder throughput while busy.", rate),
             ("prag_embedder_queue_depth", "Embedding requests waiting.", e.queue_depth as f64),
             ("prag_disk_bytes", "Bytes under the data directory.", status.disk_bytes as f64),
-        ])
+        ]);
+        if let Some(cluster) = self.cluster.as_ref() {
+            cluster.metrics.render(&mut out);
+            let unhealthy = status.cluster.as_ref().map_or(0, |c| c.shards.iter().filter(|s| !s.healthy).count());
+            out.push_str(&format!(
+                "# HELP prag_shards_unhealthy Shards with fewer reachable holders than replicas.\n# TYPE prag_shards_unhealthy gauge\nprag_shards_unhealthy {unhealthy}\n"
+            ));
+        }
+        out
     }
 }
 
