@@ -285,8 +285,9 @@ impl Node {
             name: r.name.clone(),
             owner: r.owner.clone(),
             created_at: r.created_at,
-            shards: r.shards,
-            replicas: r.replicas,
+            // Bounded as the flags are: a peer's numbers never size a loop beyond them.
+            shards: r.shards.clamp(1, 1024),
+            replicas: r.replicas.clamp(1, 16),
             grants_version: r.grants_version,
             tombstones: r.tombstones.clone(),
         };
