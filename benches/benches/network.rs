@@ -195,18 +195,9 @@ fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embed
     g.finish();
 }
 
-const CORPUS: &[(&str, &str)] = &[
-    ("policies/retention.md", include_str!("../../node/assets/demo/records-retention.md")),
-    ("leaflets/mri.md", include_str!("../../node/assets/demo/mri-preparation.md")),
-    ("leaflets/wifi.md", include_str!("../../node/assets/demo/guest-wifi.md")),
-    ("leaflets/lab.md", include_str!("../../node/assets/demo/lab-results.md")),
-    ("archive/log.md", include_str!("../../node/assets/demo/archive-digitisation.md")),
-    ("leaflets/heart.md", include_str!("../../node/assets/demo/discharge-advice.md")),
-];
-
 async fn fill(node: &Arc<Node>, owner: &VerifyingKey) {
     node.create_collection("clinic", owner).await.expect("collection");
-    for (path, text) in CORPUS {
+    for (path, text) in prag_node::commands::demo::SAMPLE_CORPUS {
         node.upload(owner, "clinic", path, text.as_bytes().to_vec()).await.expect("upload");
     }
 }

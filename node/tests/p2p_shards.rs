@@ -15,14 +15,10 @@ use prag_proto::api::{CreateCollectionRequest, NodeStatus, QueryRequest, QueryRe
 use prag_proto::ledger::SignedTx;
 use serde_json::json;
 
-const QUESTIONS: &[&str] = &[
-    "How long do you keep a child's medical records?",
-    "Can I wear my earrings in the scanner?",
-    "When can I drive again after a stent?",
-    "Which baptism registers were damaged by water?",
-    "What is the password for the visitor network?",
-    "How do I get my blood test results?",
-];
+/// The demo questions, and one the lab leaflet answers.
+fn questions() -> Vec<&'static str> {
+    CLINIC_QUESTIONS.iter().copied().chain(["How do I get my blood test results?"]).collect()
+}
 
 /// `prag storage identity` for a data directory: (peer id, storage key, dev report).
 fn identity(data: &Path) -> (String, String, String) {
@@ -165,7 +161,7 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     // The reference: one node alone, same corpus.
     let single = NodeProcess::start(&tmp.path().join("single"), &[]);
     fill(&single);
-    let reference: Vec<QueryResponse> = QUESTIONS.iter().map(|q| ask(&single, q)).collect();
+    let reference: Vec<QueryResponse> = questions().iter().map(|q| ask(&single, q)).collect();
     assert!(reference.iter().all(|r| r.hits.len() == 5));
     drop(single);
 
@@ -199,7 +195,7 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     assert!(moved > 0, "nothing was replicated");
 
     // Query through node 3 (and the others): identical to the single node.
-    for (q, want) in QUESTIONS.iter().zip(&reference) {
+    for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("via C: {q}"));
         same_answer(&ask(&b, q), want, &format!("via B: {q}"));
         same_answer(&ask(&a, q), want, &format!("via A: {q}"));
@@ -246,8 +242,8 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     loop {
         let grants: serde_json::Value =
             rt().block_on(c.client(&key(5)).get("/v1/collections/clinic/grants")).expect("grants via C");
-        let gone = ask(&c, QUESTIONS[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md")
-            && ask(&b, QUESTIONS[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md");
+        let gone = ask(&c, questions()[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md")
+            && ask(&b, questions()[4]).hits.iter().all(|h| h.path != "leaflets/wifi.md");
         if grants.to_string().contains(&subscriber) && gone {
             break;
         }
@@ -260,12 +256,12 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
         .block_on(a.client(&key(5)).post("/v1/collections/clinic/documents", &upload_body(wifi.0, wifi.1.as_bytes())))
         .expect("re-upload");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ask(&c, QUESTIONS[4]).hits.first().map(|h| h.path.as_str()) != Some("leaflets/wifi.md") {
+    while ask(&c, questions()[4]).hits.first().map(|h| h.path.as_str()) != Some("leaflets/wifi.md") {
         assert!(Instant::now() < deadline, "re-uploaded document did not come back");
         std::thread::sleep(Duration::from_millis(200));
     }
     wait_placed(&c, 2, &all3, "after re-upload");
-    for (q, want) in QUESTIONS.iter().zip(&reference) {
+    for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("after delete and re-upload, via C: {q}"));
     }
 
@@ -301,7 +297,7 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
 
     // Kill B: every query still complete and identical, at once.
     b.kill();
-    for (q, want) in QUESTIONS.iter().zip(&reference) {
+    for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("B dead, via C: {q}"));
         same_answer(&ask(&a, q), want, &format!("B dead, via A: {q}"));
     }
@@ -318,20 +314,20 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
         std::thread::sleep(Duration::from_millis(200));
     }
     wait_placed(&b, 2, &all3, "B rejoined");
-    for (q, want) in QUESTIONS.iter().zip(&reference) {
+    for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&b, q), want, &format!("via rejoined B: {q}"));
     }
 
     // Kill A (the uploader and ledger orderer): still complete through B and C.
     a.kill();
-    for (q, want) in QUESTIONS.iter().zip(&reference) {
+    for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("A dead, via C: {q}"));
     }
     // Kill C too: B alone answers what it holds and names the shards it cannot reach.
     c.kill();
     let deadline = Instant::now() + Duration::from_secs(10);
     let partial = loop {
-        let r = ask(&b, QUESTIONS[0]);
+        let r = ask(&b, questions()[0]);
         if r.partial || Instant::now() > deadline {
             break r;
         }
@@ -389,7 +385,7 @@ fn a_transfer_cut_off_mid_way_resumes_and_nothing_partial_is_served() {
     // Whatever B serves now is whole: every hit's text is a full chunk of a committed document.
     let held: u64 = sb.cluster.as_ref().unwrap().shards.iter().map(|s| s.documents_here).sum();
     assert!(held < CLINIC_DOCS.len() as u64, "B already had everything");
-    for q in QUESTIONS {
+    for q in questions() {
         let r = ask(&b, q);
         assert!(r.partial || held == CLINIC_DOCS.len() as u64, "B cannot be complete without A: {r:?}");
         for h in &r.hits {
@@ -415,7 +411,7 @@ fn a_transfer_cut_off_mid_way_resumes_and_nothing_partial_is_served() {
     assert!(all_files(&db).iter().all(|p| p.extension().is_none_or(|e| e != "part")));
     // B alone now answers like A.
     a.kill();
-    for q in QUESTIONS {
+    for q in questions() {
         let r = ask(&b, q);
         assert!(!r.partial && r.hits.len() == 5, "{r:?}");
     }

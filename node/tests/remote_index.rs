@@ -18,14 +18,8 @@ use qdrant_client::qdrant::{PointStruct, ScrollPointsBuilder, UpsertPointsBuilde
 const CANARY: &str = "Canary record 9K: patient Ignatius Montalbán-Okafor, born 1974, was prescribed 25 mg \
                       of clozapine and reports vertigo after the April biopsy.";
 
-const QUESTIONS: &[&str] = &[
-    "How long do you keep a child's medical records?",
-    "Can I wear my earrings in the scanner?",
-    "When can I drive again after a stent?",
-    "Which baptism registers were damaged by water?",
-    "What is the password for the visitor network?",
-    "Which drug was Ignatius prescribed?",
-];
+/// The demo questions, and one the canary answers.
+const CANARY_QUESTION: &str = "Which drug was Ignatius prescribed?";
 
 fn qdrant_url() -> Option<String> {
     match std::env::var("QDRANT_URL") {
@@ -89,7 +83,7 @@ fn remote_index_answers_like_embedded_and_holds_only_rotated_vectors() {
 
     // Same chunks, same order, same scores as the embedded engine (exact search on both).
     let compare = |cr: &prag_node::client::NodeClient| {
-        for question in QUESTIONS {
+        for question in CLINIC_QUESTIONS.iter().chain([&CANARY_QUESTION]) {
             let (a, b) = (ask(&ce, &rt, question), ask(cr, &rt, question));
             let key = |r: &QueryResponse| r.hits.iter().map(|h| (h.path.clone(), h.chunk)).collect::<Vec<_>>();
             assert_eq!(key(&a), key(&b), "{question}");

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use crate::cli::DemoArgs;
 
 /// The built-in sample corpus (fictional clinic and archive documents).
-const SAMPLE_CORPUS: &[(&str, &str)] = &[
+pub const SAMPLE_CORPUS: &[(&str, &str)] = &[
     ("mri-preparation.md", include_str!("../../assets/demo/mri-preparation.md")),
     ("records-retention.md", include_str!("../../assets/demo/records-retention.md")),
     ("guest-wifi.md", include_str!("../../assets/demo/guest-wifi.md")),

@@ -120,7 +120,7 @@ impl Node {
                 .map(|(id, d)| Holding {
                     doc_id: id.clone(),
                     version: d.version,
-                    len: std::fs::metadata(c.store.document_path(id)).map(|m| m.len()).unwrap_or(0),
+                    len: d.bytes,
                     path: d.path.clone(),
                     chunks: d.point_ids.len() as u64,
                 })

@@ -15,7 +15,7 @@ use prag_proto::api::{ChunkError, Hit};
 use super::cluster::search_keys;
 use super::{Collection, Node, NodeError, internal};
 use crate::cluster::placement::shard_of;
-use crate::cluster::search::{Source, assign, covers, merge};
+use crate::cluster::search::{Source, assign, merge};
 use crate::cluster::wire::{ClusterRequest, ClusterResponse, Framed, SearchAnswer};
 
 /// What a search over a collection found, and which shards it could not reach.
@@ -97,46 +97,25 @@ impl Node {
                     .map_err(|e| e.to_string())
             }
         };
-        let cluster = match self.cluster.clone() {
-            Some(cl) if c.store.shareable() => cl,
-            _ => {
-                let a = local(None).await.map_err(internal)?;
-                return Ok(Found { hits: a.hits, unreadable: a.unreadable, missing_shards: Vec::new() });
-            }
-        };
-        // Who holds each shard whole: this node first, then peers by round-trip time.
-        let shards = c.live_meta.lock().shard_count();
-        let latest = self.latest(c);
-        let mut rtt: HashMap<libp2p::PeerId, f64> = HashMap::new();
-        for p in cluster.p2p.peer_states() {
-            rtt.insert(p.peer_id, p.rtt_ms.unwrap_or(f64::MAX));
-        }
-        let mut peers: Vec<_> = latest.peers.iter().collect();
-        peers.sort_by(|a, b| rtt.get(a.0).unwrap_or(&f64::MAX).total_cmp(rtt.get(b.0).unwrap_or(&f64::MAX)));
-        let mut candidates: BTreeMap<u32, Vec<Source>> = BTreeMap::new();
-        for s in 0..shards {
-            let in_shard: HashMap<&str, u64> = latest
-                .docs
-                .iter()
-                .filter(|(d, _)| shard_of(d, shards) == s)
-                .map(|(d, (v, _, _))| (d.as_str(), *v))
-                .collect();
-            let mut list = Vec::new();
-            if covers(&in_shard, |d| latest.mine.get(d).copied()) {
-                list.push(Source::Local);
-            }
-            for (p, held) in &peers {
-                if covers(&in_shard, |d| held.get(d).copied()) {
-                    list.push(Source::Peer(**p));
-                }
-            }
-            candidates.insert(s, list);
-        }
-        if candidates.values().all(|l| l.first() == Some(&Source::Local)) {
-            // Everything is here: no network at all.
+        // Who holds each shard whole: this node first, then peers by round-trip time. With no
+        // network, or everything here, no peer is asked at all.
+        let plan = self.cluster.clone().filter(|_| c.store.shareable()).map(|cluster| {
+            let shards = c.live_meta.lock().shard_count();
+            let latest = self.latest(c);
+            let rtt: HashMap<libp2p::PeerId, f64> =
+                cluster.p2p.peer_states().into_iter().map(|p| (p.peer_id, p.rtt_ms.unwrap_or(f64::MAX))).collect();
+            let mut peers: Vec<libp2p::PeerId> = latest.peers.keys().copied().collect();
+            peers.sort_by(|a, b| rtt.get(a).unwrap_or(&f64::MAX).total_cmp(rtt.get(b).unwrap_or(&f64::MAX)));
+            let candidates: BTreeMap<u32, Vec<Source>> =
+                latest.holders(shards, &peers).into_iter().enumerate().map(|(s, h)| (s as u32, h.holders)).collect();
+            (cluster, shards, candidates)
+        });
+        let Some((cluster, shards, candidates)) =
+            plan.filter(|(_, _, cands)| !cands.values().all(|l| l.first() == Some(&Source::Local)))
+        else {
             let a = local(None).await.map_err(internal)?;
             return Ok(Found { hits: a.hits, unreadable: a.unreadable, missing_shards: Vec::new() });
-        }
+        };
 
         let all: Vec<u32> = (0..shards).collect();
         let mut tried: HashMap<u32, HashSet<Source>> = HashMap::new();

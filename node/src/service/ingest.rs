@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{DocumentOutcome, DocumentStatus};
 
-use super::{ChunkRef, Collection, DocEntry, Node, NodeError, internal};
+use super::{Collection, Node, NodeError, internal};
 use crate::extract::{self, SourceDocument};
 use crate::store::{DocumentHeader, NewChunk};
 
@@ -96,40 +96,24 @@ impl Node {
                 previous.as_ref().map(|p| p.version).max(coll.tombstone(&doc_id)),
             ),
         };
-        let version = header.version;
         let (store, id) = (coll.store.clone(), doc_id.clone());
         let (texts, vectors) = (Arc::new(texts), Arc::new(vectors));
         let (t2, v2) = (Arc::clone(&texts), Arc::clone(&vectors));
-        let locations = tokio::task::spawn_blocking(move || {
+        let h2 = header.clone();
+        let (locations, bytes) = tokio::task::spawn_blocking(move || {
             let chunks: Vec<NewChunk<'_>> =
                 t2.iter().zip(v2.iter()).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
-            store.write_document(&id, &header, &chunks)
+            let locations = store.write_document(&id, &h2, &chunks)?;
+            let path = store.document_path(&id);
+            let bytes = std::fs::metadata(&path).map_err(crate::store::io_err("cannot stat", &path))?.len();
+            Ok::<_, crate::store::StoreError>((locations, bytes))
         })
         .await
         .map_err(internal)?
         .map_err(internal)?;
 
         // Committed. Now the index and the in-memory maps follow.
-        let point_ids: Vec<u64> = (0..texts.len() as u32).map(|i| coll.point_id(&doc_id, i)).collect();
-        let points = point_ids.iter().copied().zip(vectors.iter().cloned()).collect();
-        coll.index.upsert(points).map_err(internal)?;
-        let keep: HashSet<u64> = point_ids.iter().copied().collect();
-        if let Some(prev) = &previous {
-            let stale: Vec<u64> = prev.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
-            coll.index.delete(&stale).map_err(internal)?;
-        }
-        {
-            let mut state = coll.state.write();
-            if let Some(prev) = &previous {
-                for id in &prev.point_ids {
-                    state.points.remove(id);
-                }
-            }
-            for (i, (id, loc)) in point_ids.iter().zip(locations).enumerate() {
-                state.points.insert(*id, ChunkRef { doc_id: doc_id.clone(), chunk: i as u32, loc });
-            }
-            state.docs.insert(doc_id.clone(), DocEntry { path: doc.path.clone(), fingerprint, point_ids, version });
-        }
+        coll.index_document(&doc_id, &header, bytes, locations.into_iter().zip(vectors.iter().cloned()).collect())?;
         self.metrics.ingested_documents.fetch_add(1, Ordering::Relaxed);
         self.metrics.ingested_chunks.fetch_add(texts.len() as u64, Ordering::Relaxed);
         tracing::info!(collection = %coll.meta.name, doc_id, chunks = texts.len(), replaced = previous.is_some(), "document committed");
@@ -158,46 +142,31 @@ impl Node {
         };
         let _commit = coll.commit.lock().await;
         let held = coll.state.read().docs.get(&doc_id).cloned();
-        let Some(entry) = held else {
-            // Not here, but perhaps on peers (in a network a document lives on its shard's
-            // owners): a tombstone at the newest version known makes them drop it.
-            let newest = self.latest(&coll).docs.get(&doc_id).map(|(v, _, _)| *v);
-            let (Some(version), true) = (newest, coll.tombstone(&doc_id).is_none_or(|t| newest.is_some_and(|n| t < n)))
-            else {
-                return Err(NodeError::NotFound(format!("no document {doc_id} in collection {collection:?}")));
-            };
-            coll.update_meta(|m| {
-                m.tombstones.insert(doc_id.clone(), version);
-            })?;
-            self.metrics.deleted_documents.fetch_add(1, Ordering::Relaxed);
-            return Ok(DocumentOutcome {
-                doc_id,
-                path: path.unwrap_or_default().to_string(),
-                status: DocumentStatus::Deleted,
-                chunks: 0,
-            });
+        let version = match &held {
+            Some(entry) => entry.version,
+            None => {
+                // Not here, but perhaps on peers (in a network a document lives on its shard's
+                // owners): a tombstone at the newest version known makes them drop it.
+                let newest = self.latest(&coll).docs.get(&doc_id).map(|(v, _, _)| *v);
+                match newest {
+                    Some(n) if coll.tombstone(&doc_id).is_none_or(|t| t < n) => n,
+                    _ => return Err(NodeError::NotFound(format!("no document {doc_id} in collection {collection:?}"))),
+                }
+            }
         };
         // The tombstone goes first: peers holding a copy drop it when they next sync.
         coll.update_meta(|m| {
-            m.tombstones.insert(doc_id.clone(), entry.version);
+            m.tombstones.insert(doc_id.clone(), version);
         })?;
-        let store = coll.store.clone();
-        let id = doc_id.clone();
-        tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;
-        coll.index.delete(&entry.point_ids).map_err(internal)?;
-        {
-            let mut state = coll.state.write();
-            for id in &entry.point_ids {
-                state.points.remove(id);
-            }
-            state.docs.remove(&doc_id);
+        if let Some(entry) = &held {
+            coll.remove_document(&doc_id, entry).await?;
         }
         self.metrics.deleted_documents.fetch_add(1, Ordering::Relaxed);
         Ok(DocumentOutcome {
             doc_id,
-            path: entry.path,
+            path: held.as_ref().map_or_else(|| path.unwrap_or_default().to_string(), |e| e.path.clone()),
             status: DocumentStatus::Deleted,
-            chunks: entry.point_ids.len() as u64,
+            chunks: held.map_or(0, |e| e.point_ids.len() as u64),
         })
     }
 }

@@ -139,17 +139,8 @@ pub(crate) struct DocEntry {
     pub point_ids: Vec<PointId>,
     /// The document's version (see [`crate::store::DocumentHeader::version`]).
     pub version: u64,
-}
-
-impl DocEntry {
-    pub(crate) fn new(header: &crate::store::DocumentHeader, point_ids: Vec<PointId>) -> Self {
-        DocEntry {
-            path: header.path.clone(),
-            fingerprint: header.fingerprint.clone(),
-            point_ids,
-            version: header.version,
-        }
-    }
+    /// The document file's length (what peers are told they can fetch).
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -191,6 +182,59 @@ impl Collection {
         let k = self.store.key().derive(&KeyContext::new(Purpose::Mac, &self.store.id, "point-id", 0, 1));
         let mac = k.mac(format!("{doc_id}/{chunk}").as_bytes());
         u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
+    }
+
+    /// Puts a committed document's chunks (text location and vector, in chunk order) in the index
+    /// and the maps, replacing the version there. Returns the replaced entry. Callers hold the
+    /// commit lock.
+    pub(crate) fn index_document(
+        &self,
+        doc_id: &str,
+        header: &crate::store::DocumentHeader,
+        bytes: u64,
+        chunks: Vec<(ChunkLocation, Vec<f32>)>,
+    ) -> Result<Option<DocEntry>, NodeError> {
+        let point_ids: Vec<PointId> = (0..chunks.len() as u32).map(|i| self.point_id(doc_id, i)).collect();
+        let (locations, vectors): (Vec<ChunkLocation>, Vec<Vec<f32>>) = chunks.into_iter().unzip();
+        self.index.upsert(point_ids.iter().copied().zip(vectors).collect()).map_err(internal)?;
+        let previous = self.state.read().docs.get(doc_id).cloned();
+        if let Some(prev) = &previous {
+            let keep: std::collections::HashSet<PointId> = point_ids.iter().copied().collect();
+            let stale: Vec<PointId> = prev.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
+            self.index.delete(&stale).map_err(internal)?;
+        }
+        let mut state = self.state.write();
+        if let Some(prev) = &previous {
+            for id in &prev.point_ids {
+                state.points.remove(id);
+            }
+        }
+        for (i, (id, loc)) in point_ids.iter().zip(locations).enumerate() {
+            state.points.insert(*id, ChunkRef { doc_id: doc_id.to_string(), chunk: i as u32, loc });
+        }
+        let entry = DocEntry {
+            path: header.path.clone(),
+            fingerprint: header.fingerprint.clone(),
+            point_ids,
+            version: header.version,
+            bytes,
+        };
+        state.docs.insert(doc_id.to_string(), entry);
+        Ok(previous)
+    }
+
+    /// Deletes a document held here: its file, its points, its entry. Callers hold the commit
+    /// lock.
+    pub(crate) async fn remove_document(&self, doc_id: &str, entry: &DocEntry) -> Result<(), NodeError> {
+        let (store, id) = (self.store.clone(), doc_id.to_string());
+        tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;
+        self.index.delete(&entry.point_ids).map_err(internal)?;
+        let mut state = self.state.write();
+        for id in &entry.point_ids {
+            state.points.remove(id);
+        }
+        state.docs.remove(doc_id);
+        Ok(())
     }
 
     /// Changes the live metadata and writes it to the store.

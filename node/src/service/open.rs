@@ -18,7 +18,7 @@ use crate::index::edge::EdgeBackend;
 use crate::index::remote::RemoteBackend;
 use crate::metrics::Metrics;
 use crate::store::collection::list_dirs;
-use crate::store::{CollectionMeta, CollectionStore};
+use crate::store::{CollectionMeta, CollectionStore, DocumentHeader};
 
 /// Which vector engine holds the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +226,9 @@ impl Node {
             if batch.len() >= 4096 {
                 collection.index.upsert(std::mem::take(&mut batch)).map_err(internal)?;
             }
-            state.docs.insert(doc_id, DocEntry::new(&doc.header, point_ids));
+            let bytes = doc.bytes;
+            let DocumentHeader { path, fingerprint, version, .. } = doc.header;
+            state.docs.insert(doc_id, DocEntry { path, fingerprint, point_ids, version, bytes });
         }
         collection.index.upsert(batch).map_err(internal)?;
         let live: std::collections::HashSet<u64> = state.points.keys().copied().collect();

@@ -13,11 +13,11 @@ use libp2p::PeerId;
 use prag_proto::api::ShardView;
 
 use super::cluster::owners_of;
-use super::{ChunkRef, Collection, DocEntry, Node, NodeError, internal};
+use super::{Collection, Node, NodeError};
 use crate::cluster::TransferJob;
 use crate::cluster::placement::shard_of;
+use crate::cluster::search::{Source, covers};
 use crate::cluster::wire::{ClusterRequest, ClusterResponse, Framed};
-use crate::store::LoadedDocument;
 
 /// The newest version of each document among this node and its admitted peers.
 pub(crate) struct Latest {
@@ -28,6 +28,41 @@ pub(crate) struct Latest {
     pub peers: HashMap<PeerId, HashMap<String, u64>>,
     /// doc id → version held here.
     pub mine: HashMap<String, u64>,
+}
+
+/// One shard as seen from here: how many documents it has, and who can answer for all of them.
+pub(crate) struct ShardHolders {
+    pub documents: usize,
+    /// This node first (when it holds the shard whole), then the peers in the order asked for.
+    pub holders: Vec<Source>,
+}
+
+impl Latest {
+    /// Per shard (of `shards`): who holds every one of its documents at its newest version.
+    /// `peers` gives the order of the reachable peers considered.
+    pub(crate) fn holders(&self, shards: u32, peers: &[PeerId]) -> Vec<ShardHolders> {
+        let mut by_shard: Vec<HashMap<&str, u64>> = vec![HashMap::new(); shards.max(1) as usize];
+        for (doc, (v, _, _)) in &self.docs {
+            by_shard[shard_of(doc, shards) as usize].insert(doc.as_str(), *v);
+        }
+        by_shard
+            .into_iter()
+            .map(|in_shard| {
+                let mut holders = Vec::new();
+                if covers(&in_shard, |d| self.mine.get(d).copied()) {
+                    holders.push(Source::Local);
+                }
+                for p in peers {
+                    if let Some(held) = self.peers.get(p)
+                        && covers(&in_shard, |d| held.get(d).copied())
+                    {
+                        holders.push(Source::Peer(*p));
+                    }
+                }
+                ShardHolders { documents: in_shard.len(), holders }
+            })
+            .collect()
+    }
 }
 
 impl Node {
@@ -276,38 +311,9 @@ impl Node {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("received file refused: {e}"))?;
-        self.index_document(c, doc, loaded).map_err(|e| e.to_string())?;
+        let chunks = loaded.chunks.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        c.index_document(doc, &loaded.header, loaded.bytes, chunks).map_err(|e| e.to_string())?;
         Ok(true)
-    }
-
-    /// Puts a committed document's chunks in the index and the maps, replacing an older version.
-    fn index_document(&self, c: &Collection, doc: &str, loaded: LoadedDocument) -> Result<(), NodeError> {
-        let mut point_ids = Vec::with_capacity(loaded.chunks.len());
-        let mut refs = Vec::with_capacity(loaded.chunks.len());
-        let mut points = Vec::with_capacity(loaded.chunks.len());
-        for (i, chunk) in loaded.chunks.into_iter().enumerate() {
-            let (loc, vector) = chunk.map_err(internal)?;
-            let id = c.point_id(doc, i as u32);
-            point_ids.push(id);
-            refs.push((id, ChunkRef { doc_id: doc.to_string(), chunk: i as u32, loc }));
-            points.push((id, vector));
-        }
-        c.index.upsert(points).map_err(internal)?;
-        let previous = c.state.read().docs.get(doc).cloned();
-        if let Some(prev) = &previous {
-            let keep: HashSet<u64> = point_ids.iter().copied().collect();
-            let stale: Vec<u64> = prev.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
-            c.index.delete(&stale).map_err(internal)?;
-        }
-        let mut state = c.state.write();
-        if let Some(prev) = &previous {
-            for id in &prev.point_ids {
-                state.points.remove(id);
-            }
-        }
-        state.points.extend(refs);
-        state.docs.insert(doc.to_string(), DocEntry::new(&loaded.header, point_ids));
-        Ok(())
     }
 
     /// Removes a document held here (handed off, or deleted elsewhere: `upto` = the tombstone;
@@ -323,15 +329,7 @@ impl Node {
         if upto.is_some_and(|u| entry.version > u) {
             return Ok(());
         }
-        let (store, id) = (c.store.clone(), doc.to_string());
-        tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;
-        c.index.delete(&entry.point_ids).map_err(internal)?;
-        let mut state = c.state.write();
-        for id in &entry.point_ids {
-            state.points.remove(id);
-        }
-        state.docs.remove(doc);
-        Ok(())
+        c.remove_document(doc, &entry).await
     }
 
     /// Per shard: owners, reachable holders, documents here, health.
@@ -342,30 +340,32 @@ impl Node {
         let shards = owners.len() as u32;
         let latest = self.latest(c);
         let admitted = 1 + latest.peers.len();
-        (0..shards)
-            .map(|s| {
-                let in_shard: HashMap<&str, u64> = latest
-                    .docs
+        let replicas = c.live_meta.lock().replicas.max(1) as usize;
+        let peers: Vec<PeerId> = latest.peers.keys().copied().collect();
+        let mut here = vec![0u64; shards as usize];
+        for doc in latest.mine.keys() {
+            here[shard_of(doc, shards) as usize] += 1;
+        }
+        latest
+            .holders(shards, &peers)
+            .into_iter()
+            .zip(owners)
+            .enumerate()
+            .map(|(s, (h, owners))| {
+                let holders: Vec<String> = h
+                    .holders
                     .iter()
-                    .filter(|(d, _)| shard_of(d, shards) == s)
-                    .map(|(d, (v, _, _))| (d.as_str(), *v))
+                    .map(|src| match src {
+                        Source::Local => me.clone(),
+                        Source::Peer(p) => p.to_string(),
+                    })
                     .collect();
-                let mut holders = Vec::new();
-                if crate::cluster::search::covers(&in_shard, |d| latest.mine.get(d).copied()) {
-                    holders.push(me.clone());
-                }
-                for (p, held) in &latest.peers {
-                    if crate::cluster::search::covers(&in_shard, |d| held.get(d).copied()) {
-                        holders.push(p.to_string());
-                    }
-                }
-                let replicas = c.live_meta.lock().replicas.max(1) as usize;
                 ShardView {
                     collection: c.meta.name.clone(),
-                    shard: s,
-                    owners: owners[s as usize].clone(),
-                    documents: in_shard.len() as u64,
-                    documents_here: latest.mine.keys().filter(|d| shard_of(d, shards) == s).count() as u64,
+                    shard: s as u32,
+                    owners,
+                    documents: h.documents as u64,
+                    documents_here: here[s],
                     healthy: holders.len() >= replicas.min(admitted),
                     holders,
                 }

@@ -62,6 +62,8 @@ pub struct ChunkLocation {
 /// (or the integrity error that prevented reading it).
 pub struct LoadedDocument {
     pub header: DocumentHeader,
+    /// The file's length.
+    pub bytes: u64,
     pub chunks: Vec<Result<(ChunkLocation, Vec<f32>), StoreError>>,
 }
 
@@ -185,7 +187,7 @@ pub fn load_checked(
     if take(8)?.1 != END {
         return Err(damaged("missing end marker"));
     }
-    Ok(LoadedDocument { header, chunks })
+    Ok(LoadedDocument { header, bytes: bytes.len() as u64, chunks })
 }
 
 /// Reads and opens one chunk's text.

@@ -19,6 +19,15 @@ pub const CLINIC_DOCS: &[(&str, &str)] = &[
     ("leaflets/heart.md", include_str!("../../assets/demo/discharge-advice.md")),
 ];
 
+/// Questions about the demo corpus, one answered by each of its first five documents' topics.
+pub const CLINIC_QUESTIONS: &[&str] = &[
+    "How long do you keep a child's medical records?",
+    "Can I wear my earrings in the scanner?",
+    "When can I drive again after a stent?",
+    "Which baptism registers were damaged by water?",
+    "What is the password for the visitor network?",
+];
+
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var_os("PRAG_MODEL").map(PathBuf::from).unwrap_or_else(prag_embedder::fetch::default_model_dir);
     assert!(dir.join("model.safetensors").is_file(), "no model at {}: run scripts/test first", dir.display());
