@@ -41,6 +41,8 @@ fn bench(c: &mut Criterion) {
         access: Default::default(),
         p2p: None,
         cluster: Default::default(),
+        limits: Default::default(),
+        janitor_exe: None,
     };
     let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
     let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");

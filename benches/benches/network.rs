@@ -62,6 +62,8 @@ fn config_on(data: &Path, listen: &[&str], peers: &[String], cluster: ClusterCon
             mdns: false,
         }),
         cluster,
+        limits: Default::default(),
+        janitor_exe: None,
     }
 }
 

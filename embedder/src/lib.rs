@@ -20,6 +20,7 @@ pub mod backend;
 pub mod batching;
 pub mod device;
 pub mod error;
+pub mod fair;
 pub mod fetch;
 pub mod model_dir;
 pub mod models;
@@ -125,7 +126,12 @@ impl Embedder {
         let requests = runtime::start(
             Arc::clone(&tokenizer),
             Arc::new(backend),
-            runtime::RuntimeConfig { limits: config.limits, workers, pad_id: PAD_ID },
+            runtime::RuntimeConfig {
+                limits: config.limits,
+                workers,
+                pad_id: PAD_ID,
+                max_tokens: model_dir.max_seq_length.max(1),
+            },
             config.queue_capacity,
             Arc::clone(&stats),
         )?;
@@ -139,12 +145,19 @@ impl Embedder {
     /// Embeds `texts`, one L2-normalised vector per text, in order. Waits (without blocking the
     /// thread) for room in the queue and for the model.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        self.embed_for("", texts).await
+    }
+
+    /// [`Embedder::embed`] on behalf of `tenant`: tenants with texts waiting take turns in the
+    /// model's batches, so one tenant's large request cannot hold up another's small one. Dropping
+    /// the returned future abandons the texts not yet embedded.
+    pub async fn embed_for(&self, tenant: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
         self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        if self.requests.send(Request { texts, reply }).await.is_err() {
+        if self.requests.send(Request { tenant: tenant.to_string(), texts, reply }).await.is_err() {
             self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
             return Err(EmbedError::Closed);
         }
@@ -163,7 +176,7 @@ impl Embedder {
         }
         let (reply, rx) = oneshot::channel();
         self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        if self.requests.blocking_send(Request { texts, reply }).is_err() {
+        if self.requests.blocking_send(Request { tenant: String::new(), texts, reply }).is_err() {
             self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
             return Err(EmbedError::Closed);
         }

@@ -1,14 +1,19 @@
-//! The embedder's threads: callers enqueue requests on a bounded queue; one batcher thread
-//! tokenises them, merges requests that are waiting together, and plans token-budget batches;
-//! model worker threads run the batches and hand each text's vector back to its request.
+//! The embedder's threads: callers enqueue requests on a bounded queue; one batcher thread keeps
+//! the waiting texts in a fair queue by tenant ([`crate::fair`]) and, each time a model worker is
+//! free, tokenises the next fair batch and hands it over; model worker threads run the batches and
+//! hand each text's vector back to its request.
 //!
 //! ```text
-//!  embed().await ──► [bounded request queue] ──► batcher ──► [bounded job queue] ──► worker × N ──► reply
+//!  embed().await ──► [bounded request queue] ──► batcher ──► [one job per free worker] ──► worker × N ──► reply
+//!                                                  ▲ fair queue by tenant          "free" ◄──┘
 //! ```
-//! Async callers only await a channel: the model never runs on a tokio thread.
+//! Async callers only await a channel: the model never runs on a tokio thread. Batches are formed
+//! only when a worker is free, so a newly arrived request waits for at most one batch per worker,
+//! whatever another tenant has queued. A caller that goes away (drops its future) stops its work:
+//! its remaining texts are never batched, and a batch all of whose texts were abandoned is skipped.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,11 +22,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::{Backend, PaddedBatch};
 use crate::batching::{BatchLimits, plan_batches};
 use crate::error::{EmbedError, Result};
+use crate::fair::{FairQueue, Work};
 use crate::tokenize::TextTokenizer;
 
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 
 pub(crate) struct Request {
+    /// Who the texts are for: tenants take turns (see [`crate::fair`]).
+    pub tenant: String,
     pub texts: Vec<String>,
     pub reply: Reply,
 }
@@ -39,6 +47,8 @@ pub struct EmbedStats {
     /// Requests accepted but not yet tokenised.
     pub queue_depth: AtomicUsize,
     pub errors: AtomicU64,
+    /// Texts dropped because their caller went away before they were embedded.
+    pub cancelled_texts: AtomicU64,
 }
 
 /// A snapshot of [`EmbedStats`].
@@ -51,6 +61,8 @@ pub struct StatsSnapshot {
     pub last_batch_size: usize,
     pub queue_depth: usize,
     pub errors: u64,
+    #[serde(default)]
+    pub cancelled_texts: u64,
 }
 
 impl EmbedStats {
@@ -63,6 +75,7 @@ impl EmbedStats {
             last_batch_size: self.last_batch_size.load(Ordering::Relaxed),
             queue_depth: self.queue_depth.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            cancelled_texts: self.cancelled_texts.load(Ordering::Relaxed),
         }
     }
 }
@@ -85,6 +98,11 @@ impl Pending {
 
     fn take_reply(&self) -> Option<Reply> {
         self.reply.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Whether nobody waits for the answer any more (the caller went away, or it already failed).
+    fn is_cancelled(&self) -> bool {
+        self.reply.lock().map(|r| r.as_ref().is_none_or(|s| s.is_closed())).unwrap_or(true)
     }
 
     fn fail(&self, err: EmbedError) {
@@ -114,10 +132,45 @@ struct Job {
     targets: Vec<(Arc<Pending>, usize)>,
 }
 
+/// One request's texts not yet batched.
+struct Waiting {
+    pending: Arc<Pending>,
+    texts: std::collections::VecDeque<String>,
+    /// Slot of the front text in the request.
+    next_slot: usize,
+    max_tokens: usize,
+}
+
+impl Work for Waiting {
+    type Item = (Arc<Pending>, usize, String);
+
+    fn next_item(&mut self) -> Option<Self::Item> {
+        let text = self.texts.pop_front()?;
+        self.next_slot += 1;
+        Some((Arc::clone(&self.pending), self.next_slot - 1, text))
+    }
+
+    /// About one token per 3 bytes plus [CLS]/[SEP] (English runs near 4 bytes a token, so this
+    /// errs towards smaller batches), at most the model's window.
+    fn next_cost(&self) -> usize {
+        self.texts.front().map_or(0, |t| (t.len() / 3 + 2).min(self.max_tokens))
+    }
+
+    fn has_items(&self) -> bool {
+        !self.texts.is_empty()
+    }
+
+    fn cancelled(&self) -> bool {
+        self.pending.is_cancelled()
+    }
+}
+
 pub(crate) struct RuntimeConfig {
     pub limits: BatchLimits,
     pub workers: usize,
     pub pad_id: u32,
+    /// The model's window: no text costs more tokens than this.
+    pub max_tokens: usize,
 }
 
 /// Starts the batcher and worker threads; returns the request queue's sender.
@@ -131,85 +184,101 @@ pub(crate) fn start(
     let (req_tx, req_rx) = mpsc::channel::<Request>(queue_capacity.max(1));
     let workers = config.workers.max(1);
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(workers * 2);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<()>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     for i in 0..workers {
         let rx = Arc::clone(&job_rx);
         let backend = Arc::clone(&backend);
         let stats = Arc::clone(&stats);
+        let free = free_tx.clone();
         std::thread::Builder::new()
             .name(format!("prag-embed-{i}"))
-            .spawn(move || worker_loop(&rx, backend.as_ref(), &stats))
+            .spawn(move || worker_loop(&rx, backend.as_ref(), &stats, &free))
             .map_err(|e| EmbedError::Compute(format!("cannot start embedder worker thread: {e}")))?;
     }
+    drop(free_tx);
     std::thread::Builder::new()
         .name("prag-embed-batcher".into())
-        .spawn(move || batcher_loop(req_rx, job_tx, &tokenizer, &config, workers, &stats))
+        .spawn(move || batcher_loop(req_rx, job_tx, free_rx, &tokenizer, &config, workers, &stats))
         .map_err(|e| EmbedError::Compute(format!("cannot start embedder batcher thread: {e}")))?;
     Ok(req_tx)
+}
+
+/// Moves a received request into the fair queue (or answers it at once when it has no text).
+fn enqueue(queue: &mut FairQueue<Waiting>, request: Request, max_tokens: usize, stats: &EmbedStats) {
+    stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+    let Request { tenant, texts, reply } = request;
+    if texts.is_empty() {
+        let _ = reply.send(Ok(Vec::new()));
+        return;
+    }
+    let pending = Pending::new(texts.len(), reply);
+    queue.push(&tenant, Waiting { pending, texts: texts.into(), next_slot: 0, max_tokens });
 }
 
 fn batcher_loop(
     mut rx: mpsc::Receiver<Request>,
     jobs: SyncSender<Job>,
+    free: Receiver<()>,
     tokenizer: &TextTokenizer,
     config: &RuntimeConfig,
     workers: usize,
     stats: &EmbedStats,
 ) {
-    while let Some(first) = rx.blocking_recv() {
-        stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-        // Merge the requests that are already waiting, up to about one token budget of texts.
-        let mut requests = vec![first];
-        let mut texts: usize = requests[0].texts.len();
-        while texts < config.limits.max_batch {
-            match rx.try_recv() {
-                Ok(r) => {
-                    stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                    texts += r.texts.len();
-                    requests.push(r);
-                }
-                Err(_) => break,
+    let mut queue: FairQueue<Waiting> = FairQueue::default();
+    let mut free_workers = workers;
+    loop {
+        if queue.is_empty() {
+            match rx.blocking_recv() {
+                Some(r) => enqueue(&mut queue, r, config.max_tokens, stats),
+                None => return,
             }
         }
-
-        let mut items: Vec<(Arc<Pending>, usize, Vec<u32>)> = Vec::with_capacity(texts);
-        for request in requests {
-            let encoded: Result<Vec<Vec<u32>>> =
-                request.texts.iter().map(|t| tokenizer.encode(t).map(|e| e.ids)).collect();
-            match encoded {
-                Ok(seqs) if seqs.is_empty() => {
-                    let _ = request.reply.send(Ok(Vec::new()));
-                }
-                Ok(seqs) => {
-                    let pending = Pending::new(seqs.len(), request.reply);
-                    items.extend(seqs.into_iter().enumerate().map(|(i, s)| (Arc::clone(&pending), i, s)));
-                }
-                Err(e) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let _ = request.reply.send(Err(e));
-                }
+        // Batch only for a free worker, so what arrives meanwhile competes for the next batch.
+        while free_workers == 0 {
+            match free.recv() {
+                Ok(()) => free_workers += 1,
+                Err(_) => return, // every worker is gone
             }
         }
-        if items.is_empty() {
+        while free.try_recv().is_ok() {
+            free_workers += 1;
+        }
+        while let Ok(r) = rx.try_recv() {
+            enqueue(&mut queue, r, config.max_tokens, stats);
+        }
+        for gone in queue.prune() {
+            stats.cancelled_texts.fetch_add(gone.texts.len() as u64, Ordering::Relaxed);
+        }
+        let picked = queue.next_batch(config.limits.max_batch.max(1), config.limits.token_budget);
+        if picked.is_empty() {
             continue;
         }
 
-        // Spread one request over all workers rather than queueing it behind a single one.
-        let per_worker = items.len().div_ceil(workers);
-        let limits = BatchLimits { max_batch: config.limits.max_batch.min(per_worker.max(1)), ..config.limits };
+        let mut items: Vec<(Arc<Pending>, usize, Vec<u32>)> = Vec::with_capacity(picked.len());
+        for (pending, slot, text) in picked {
+            match tokenizer.encode(&text) {
+                Ok(e) => items.push((pending, slot, e.ids)),
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    pending.fail(e);
+                }
+            }
+        }
         let lengths: Vec<usize> = items.iter().map(|(_, _, ids)| ids.len()).collect();
-        for plan in plan_batches(&lengths, limits) {
+        for plan in plan_batches(&lengths, config.limits) {
             let seqs: Vec<&[u32]> = plan.iter().map(|&i| items[i].2.as_slice()).collect();
             let batch = PaddedBatch::from_sequences(&seqs, config.pad_id);
             let targets = plan.iter().map(|&i| (Arc::clone(&items[i].0), items[i].1)).collect();
             if jobs.send(Job { batch, targets }).is_err() {
                 return; // every worker is gone; dropping the pendings closes their replies
             }
+            free_workers = free_workers.saturating_sub(1);
         }
     }
 }
 
-fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend, stats: &EmbedStats) {
+fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend, stats: &EmbedStats, free: &Sender<()>) {
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -218,34 +287,45 @@ fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend, stats: &Embed
             },
             Err(_) => return,
         };
-        let started = Instant::now();
-        // A backend that panics (a GPU library missing at run time, say) fails this batch, not the thread.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.embed(&job.batch)))
-            .unwrap_or_else(|_| Err(EmbedError::Compute("the model backend panicked on this batch".into())));
-        stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match result {
-            Ok(vectors) if vectors.len() == job.targets.len() => {
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.texts.fetch_add(vectors.len() as u64, Ordering::Relaxed);
-                stats.tokens.fetch_add(job.batch.tokens() as u64, Ordering::Relaxed);
-                stats.last_batch_size.store(vectors.len(), Ordering::Relaxed);
-                for ((pending, slot), v) in job.targets.into_iter().zip(vectors) {
-                    pending.fill(slot, v);
-                }
+        run_job(job, backend, stats);
+        if free.send(()).is_err() {
+            return;
+        }
+    }
+}
+
+fn run_job(job: Job, backend: &dyn Backend, stats: &EmbedStats) {
+    if job.targets.iter().all(|(p, _)| p.is_cancelled()) {
+        stats.cancelled_texts.fetch_add(job.targets.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    let started = Instant::now();
+    // A backend that panics (a GPU library missing at run time, say) fails this batch, not the thread.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.embed(&job.batch)))
+        .unwrap_or_else(|_| Err(EmbedError::Compute("the model backend panicked on this batch".into())));
+    stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    match result {
+        Ok(vectors) if vectors.len() == job.targets.len() => {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats.texts.fetch_add(vectors.len() as u64, Ordering::Relaxed);
+            stats.tokens.fetch_add(job.batch.tokens() as u64, Ordering::Relaxed);
+            stats.last_batch_size.store(vectors.len(), Ordering::Relaxed);
+            for ((pending, slot), v) in job.targets.into_iter().zip(vectors) {
+                pending.fill(slot, v);
             }
-            Ok(vectors) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                let msg = format!("backend returned {} vectors for {} texts", vectors.len(), job.targets.len());
-                for (pending, _) in job.targets {
-                    pending.fail(EmbedError::Compute(msg.clone()));
-                }
+        }
+        Ok(vectors) => {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            let msg = format!("backend returned {} vectors for {} texts", vectors.len(), job.targets.len());
+            for (pending, _) in job.targets {
+                pending.fail(EmbedError::Compute(msg.clone()));
             }
-            Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                let msg = e.to_string();
-                for (pending, _) in job.targets {
-                    pending.fail(EmbedError::Compute(msg.clone()));
-                }
+        }
+        Err(e) => {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            let msg = e.to_string();
+            for (pending, _) in job.targets {
+                pending.fail(EmbedError::Compute(msg.clone()));
             }
         }
     }

@@ -60,14 +60,25 @@ pub enum Command {
     /// A storage node's identity in the network (for its WorkerManager registration).
     #[command(subcommand)]
     Storage(crate::commands::storage::StorageCommand),
-    /// Print a node's status.
+    /// Print a node's status: with --key (an operator's), the detailed status over the owner's
+    /// channel; without, what the node tells anyone.
     Status {
         #[command(flatten)]
         conn: NodeConn,
     },
+    /// Internal: extract one HTML or PDF file from stdin in a limited child process.
+    #[command(name = "internal-extract", hide = true)]
+    InternalExtract(crate::extract::child::ChildArgs),
+    /// Internal: remove the index directory when the node that started this exits.
+    #[command(name = "internal-janitor", hide = true)]
+    InternalJanitor {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
-/// Which node to talk to and which key signs the requests.
+/// Which node to talk to, which key signs the requests, and what the node must prove before it
+/// is sent anything.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeConn {
     /// Node API URL.
@@ -76,12 +87,37 @@ pub struct NodeConn {
     /// Account key file that signs requests (`prag keys new`).
     #[arg(long = "key", env = "PRAG_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Policy the node's attestation report must meet before anything is sent to it (TOML, as
+    /// `prag node --policy`: min_tcb_status, allowed_mrtd, allowed_rtmr0..3,
+    /// allowed_snp_measurements). Default: a genuine TDX or SEV-SNP report, TCB up to date, any
+    /// measurement.
+    #[arg(long = "node-policy", env = "PRAG_NODE_POLICY", value_name = "FILE")]
+    pub node_policy: Option<PathBuf>,
+    /// Also send to a node in attestation development mode (`prag node --attestation dev`),
+    /// whose report proves nothing. A warning says so on every run. Deliberately a flag only, with
+    /// no environment variable, so that it is never on by accident.
+    #[arg(long = "allow-dev-node")]
+    pub allow_dev_node: bool,
 }
 
 impl NodeConn {
+    /// What the node must prove.
+    pub fn trust(&self) -> anyhow::Result<crate::channel::NodeTrust> {
+        let policy = match &self.node_policy {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--node-policy {}: {e}", p.display()))?;
+                crate::attest::Policy::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("--node-policy {}: {e}", p.display()))?
+            }
+            None => crate::attest::Policy::default(),
+        };
+        Ok(crate::channel::NodeTrust { policy, allow_dev: self.allow_dev_node })
+    }
+
     pub fn client(&self) -> anyhow::Result<crate::client::NodeClient> {
         let path = self.key.as_ref().ok_or_else(|| anyhow::anyhow!("no key: pass --key FILE or set PRAG_KEY"))?;
-        crate::client::NodeClient::new(&self.node, crate::account::load(path)?)
+        crate::client::NodeClient::new(&self.node, crate::account::load(path)?, self.trust()?)
     }
 }
 
@@ -249,7 +285,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(cmd) => commands::attest::run(cmd),
         Command::Storage(cmd) => commands::storage::run(cmd),
         Command::Console { args } => commands::console::run(&args),
+        Command::InternalExtract(_) | Command::InternalJanitor { .. } => {
+            anyhow::bail!("internal commands run from main")
+        }
     }
+}
+
+/// The janitor: waits for its stdin to close (the node exited, however), then removes the
+/// embedded index's directory — only a directory the node made (`/dev/shm/prag-index-…`, or one
+/// holding only collection indexes).
+pub fn run_janitor(dir: &std::path::Path) -> std::process::ExitCode {
+    use std::io::Read;
+    let mut sink = [0u8; 64];
+    while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+    let named = dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("prag-index-"));
+    if named || is_index_dir(dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// Whether every entry of `dir` is a collection index (a hex-named directory).
+fn is_index_dir(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    })
 }
 
 /// A multi-threaded tokio runtime for commands that need one.

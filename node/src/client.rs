@@ -1,20 +1,68 @@
-//! A signed HTTP client for the node's API, used by the `prag` commands.
+//! The client of a node's API, used by the `prag` commands: everything it sends about an owner's
+//! data goes over the owner's channel (`crate::channel`), and only after it has checked the node.
+//!
+//! Before the first request, the client fetches `GET /v1/attestation` and verifies it against its
+//! [`NodeTrust`]: the report is genuine and allowed by the client's policy, binds the key that
+//! signed the node's channel card, and the card names the channel key. A node in attestation
+//! development mode is accepted only when the trust allows it, and a warning says so on every
+//! run. Requests are then signed (`prag_proto::auth`, the node's id as audience) and sealed to the
+//! channel key; answers come back sealed.
 
 use anyhow::{Context, bail};
 use k256::ecdsa::SigningKey;
-use prag_proto::api::ErrorBody;
-use prag_proto::auth::{self, sign_request};
+use prag_proto::api::{ChannelHead, ErrorBody, NodeAttestation, UploadResponse};
+use prag_proto::auth::sign_request;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::channel::{ClientRequest, HEADER_CHANNEL, NodeTrust, SealedRequest, open_response, verify_node};
+use crate::cluster::HpkePublicKey;
+
+/// A node this client has verified.
+pub struct VerifiedNode {
+    pub node_id: String,
+    pub channel_key: HpkePublicKey,
+    /// The report's kind: `tdx`, `sev-snp` or `dev`.
+    pub kind: String,
+}
 
 pub struct NodeClient {
     base: String,
     key: SigningKey,
     http: reqwest::Client,
+    trust: NodeTrust,
+    node: tokio::sync::OnceCell<VerifiedNode>,
+}
+
+/// An answer from the node: status and body (opened, if it came sealed).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as `R`, or the node's refusal as an error.
+    pub fn json<R: DeserializeOwned>(&self) -> anyhow::Result<R> {
+        let text = String::from_utf8_lossy(&self.body);
+        if !(200..300).contains(&self.status) {
+            match serde_json::from_slice::<ErrorBody>(&self.body) {
+                Ok(e) => bail!("the node refused ({} {}): {}", self.status, e.code, e.error),
+                Err(_) => bail!("the node answered {}: {}", self.status, text.trim()),
+            }
+        }
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()))
+    }
+
+    /// The error code of a refusal (empty for success or an unreadable body).
+    pub fn code(&self) -> String {
+        serde_json::from_slice::<ErrorBody>(&self.body).map(|e| e.code).unwrap_or_default()
+    }
 }
 
 impl NodeClient {
-    pub fn new(base: &str, key: SigningKey) -> anyhow::Result<Self> {
+    pub fn new(base: &str, key: SigningKey, trust: NodeTrust) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("node URL {base:?} must start with http:// or https://");
@@ -23,11 +71,107 @@ impl NodeClient {
             .timeout(std::time::Duration::from_secs(600))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(NodeClient { base, key, http })
+        Ok(NodeClient { base, key, http, trust, node: tokio::sync::OnceCell::new() })
     }
 
-    /// Sends a signed request and decodes the JSON answer; error answers become errors carrying
-    /// the node's message.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The node, verified (once per client).
+    pub async fn node(&self) -> anyhow::Result<&VerifiedNode> {
+        self.node.get_or_try_init(|| self.verify()).await
+    }
+
+    async fn verify(&self) -> anyhow::Result<VerifiedNode> {
+        let url = format!("{}/v1/attestation", self.base);
+        let resp =
+            self.http.get(&url).send().await.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        if !status.is_success() {
+            let why =
+                serde_json::from_slice::<ErrorBody>(&bytes).map(|e| e.error).unwrap_or_else(|_| status.to_string());
+            bail!("the node at {} cannot prove it is an attested node, so nothing was sent to it: {why}", self.base);
+        }
+        let card: NodeAttestation = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the node at {} sent an unreadable attestation", self.base))?;
+        let (channel_key, verified) = verify_node(&card, &self.trust, crate::auth::unix_now())
+            .with_context(|| format!("refusing the node at {}: nothing was sent to it", self.base))?;
+        if verified.kind == "dev" {
+            tracing::warn!(
+                node = %self.base,
+                "the node runs in attestation development mode (--allow-dev-node): its report proves nothing about \
+                 its hardware or software; do not send it real data"
+            );
+        }
+        Ok(VerifiedNode { node_id: card.node_id, channel_key, kind: verified.kind })
+    }
+
+    /// Signs and seals a request for the node (`audience`: its id), without sending it.
+    pub fn seal(
+        &self,
+        node: &VerifiedNode,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> anyhow::Result<SealedRequest> {
+        let mut nonce = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+        let auth =
+            sign_request(&self.key, method, path, body, crate::auth::unix_now(), &hex::encode(nonce), &node.node_id);
+        let head = ChannelHead {
+            method: method.to_string(),
+            path: path.to_string(),
+            content_type: content_type.map(str::to_string),
+            body_len: body.len() as u64,
+            auth,
+        };
+        Ok(ClientRequest::seal(&node.channel_key, &node.node_id, &head, body)?)
+    }
+
+    /// Sends a sealed request and opens the answer. An answer the node could not seal (the
+    /// request did not open) comes back as it is.
+    pub async fn send_sealed(&self, sealed: &SealedRequest) -> anyhow::Result<Answer> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/sealed", self.base))
+            .header(HEADER_CHANNEL, &sealed.header)
+            .header("content-type", "application/octet-stream")
+            .body(sealed.body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        if status != 200 {
+            return Ok(Answer { status, body: bytes.to_vec() });
+        }
+        let (status, body) = open_response(&sealed.response_key, &bytes).context("the node's sealed answer")?;
+        Ok(Answer { status, body: body.to_vec() })
+    }
+
+    /// Sends one request over the owner's channel and returns the answer, refusals included.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
+        let node = self.node().await?;
+        let sealed = self.seal(node, method, path, content_type, body)?;
+        self.send_sealed(&sealed).await
+    }
+
+    /// Sends a JSON request and decodes the JSON answer; error answers become errors carrying the
+    /// node's message.
     pub async fn send<B: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
@@ -38,33 +182,8 @@ impl NodeClient {
             Some(b) => serde_json::to_vec(b)?,
             None => Vec::new(),
         };
-        let mut nonce = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-        let h = sign_request(&self.key, method, path, &bytes, crate::auth::unix_now(), &hex::encode(nonce));
-        let m = reqwest::Method::from_bytes(method.as_bytes()).context("bad HTTP method")?;
-        let resp = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .header(auth::HEADER_PUBKEY, h.pubkey)
-            .header(auth::HEADER_TIMESTAMP, h.timestamp.to_string())
-            .header(auth::HEADER_NONCE, h.nonce)
-            .header(auth::HEADER_SIGNATURE, h.signature)
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the node at {}", self.base))?;
-        let status = resp.status();
-        let text = resp.text().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
-        if !status.is_success() {
-            match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(e) => bail!("the node refused ({} {}): {}", status.as_u16(), e.code, e.error),
-                Err(_) => bail!("the node answered {}: {}", status, text.trim()),
-            }
-        }
-        serde_json::from_str(&text)
-            .with_context(|| format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()))
+        let ct = body.map(|_| "application/json");
+        self.request(method, path, ct, &bytes).await?.json()
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> anyhow::Result<R> {
@@ -74,6 +193,36 @@ impl NodeClient {
     pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<R> {
         self.send("POST", path, Some(body)).await
     }
+
+    /// A request to a public route (the ledger, status): in clear, unsigned — ledger
+    /// transactions carry their own signature, and nothing there is an owner's data.
+    pub async fn public<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<R> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).context("bad HTTP method")?;
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(serde_json::to_vec(b)?);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        Answer { status, body: body.to_vec() }.json()
+    }
+
+    /// Uploads one file's raw bytes to `collection` under the document path `path`.
+    pub async fn upload(&self, collection: &str, path: &str, bytes: &[u8]) -> anyhow::Result<UploadResponse> {
+        let endpoint = upload_endpoint(collection, path);
+        self.request("POST", &endpoint, Some("application/octet-stream"), bytes).await?.json()
+    }
+}
+
+/// The upload endpoint for a file stored under `path`.
+pub fn upload_endpoint(collection: &str, path: &str) -> String {
+    format!("/v1/collections/{}/documents?path={}", segment(collection), query_value(path))
 }
 
 /// Percent-encodes a collection name for a URL path segment (names are restricted, but be safe).
@@ -81,6 +230,19 @@ pub fn segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Percent-encodes a query value (every byte but unreserved ones).
+pub fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
@@ -101,13 +263,9 @@ pub struct WorkerQuery {
 }
 
 impl NodeClient {
-    /// This node's id (its `/v1/status`), the audience a worker's request must name.
+    /// This node's id (from its verified attestation), the audience a worker's request must name.
     pub async fn node_id(&self) -> anyhow::Result<String> {
-        let status: prag_proto::api::NodeStatus = self.get("/v1/status").await?;
-        if status.node_id.is_empty() {
-            bail!("the node at {} reports no node id (an older node?)", self.base);
-        }
-        Ok(status.node_id)
+        Ok(self.node().await?.node_id.clone())
     }
 
     /// A worker's retrieval: signs with this client's key (the worker's), sends a fresh X25519

@@ -71,6 +71,29 @@ pub struct Metrics {
     pub worker_queries: AtomicU64,
     pub worker_query_seconds: Histogram,
     refusals: Mutex<BTreeMap<String, u64>>,
+    /// Log lines about refusals nobody vouched for: a few a second, not one per request.
+    pub refusal_log: RateLimit,
+}
+
+/// At most [`RateLimit::PER_SECOND`] events a second.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    window: Mutex<(u64, u32)>,
+}
+
+impl RateLimit {
+    pub const PER_SECOND: u32 = 10;
+
+    /// Whether one more event is allowed this second.
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut w = self.window.lock();
+        if w.0 != now {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        w.1 <= Self::PER_SECOND
+    }
 }
 
 impl Metrics {

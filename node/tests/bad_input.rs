@@ -5,32 +5,20 @@ mod common;
 
 use common::*;
 use k256::ecdsa::SigningKey;
-use prag_proto::api::{CreateCollectionRequest, DocumentInfo, ErrorBody, QueryRequest, QueryResponse, UploadResponse};
-use prag_proto::auth::{self, sign_request};
+use prag_proto::api::{CreateCollectionRequest, DocumentInfo, QueryRequest, QueryResponse, UploadResponse};
 
-/// Sends a request signed with `key` at `timestamp` with `nonce`; returns (status, body).
-async fn raw(
-    http: &reqwest::Client,
-    url: &str,
-    path: &str,
-    body: &[u8],
-    signer: Option<(&SigningKey, u64, &str)>,
-) -> (u16, String) {
-    let mut req = http.post(format!("{url}{path}")).header("content-type", "application/json").body(body.to_vec());
-    if let Some((key, ts, nonce)) = signer {
-        let h = sign_request(key, "POST", path, body, ts, nonce);
-        req = req
-            .header(auth::HEADER_PUBKEY, h.pubkey)
-            .header(auth::HEADER_TIMESTAMP, h.timestamp.to_string())
-            .header(auth::HEADER_NONCE, h.nonce)
-            .header(auth::HEADER_SIGNATURE, h.signature);
-    }
-    let resp = req.send().await.expect("send");
-    (resp.status().as_u16(), resp.text().await.expect("body"))
-}
-
-fn code(body: &str) -> String {
-    serde_json::from_str::<ErrorBody>(body).map(|e| e.code).unwrap_or_else(|_| format!("<not an error body: {body}>"))
+/// Sends `body` to `path` on the owner's channel signed by `signer` at `timestamp` with `nonce`
+/// (None: the signature headers are left out); returns (status, code).
+fn raw(node: &NodeProcess, path: &str, body: &[u8], signer: (&SigningKey, u64, &str), unsigned: bool) -> (u16, String) {
+    let (key, ts, nonce) = signer;
+    let client = node.client(key);
+    let sealed = sealed_request(&client, "POST", path, body, ts, nonce, |h| {
+        if unsigned {
+            h.auth.signature.clear();
+        }
+    });
+    let a = send_sealed(&client, &sealed);
+    (a.status, a.code())
 }
 
 #[test]
@@ -45,71 +33,75 @@ fn refuses_bad_requests_and_files_and_keeps_serving() {
     let _: serde_json::Value =
         rt.block_on(client.post("/v1/collections", &CreateCollectionRequest { name: "kept".into() })).expect("create");
     let text = "The pharmacy closes at six on weekdays and at noon on Saturdays.";
-    let _: UploadResponse = rt
-        .block_on(client.post("/v1/collections/kept/documents", &upload_body("pharmacy.txt", text.as_bytes())))
-        .expect("upload");
+    let _: UploadResponse = rt.block_on(client.upload("kept", "pharmacy.txt", text.as_bytes())).expect("upload");
 
-    let http = reqwest::Client::new();
-    let url = node.url.clone();
     let q = serde_json::to_vec(&QueryRequest { text: "When does the pharmacy close?".into(), k: 1, exact: false })
         .expect("json");
     let path = "/v1/collections/kept/query";
     let now = prag_node::auth::unix_now();
-    rt.block_on(async {
-        // Unsigned.
-        let (s, b) = raw(&http, &url, path, &q, None).await;
-        assert_eq!((s, code(&b)), (401, "unsigned".into()), "{b}");
-        // Stale, both directions.
-        let (s, b) = raw(&http, &url, path, &q, Some((&owner, now - 120, "aaaaaaaaaaaaaaaa1"))).await;
-        assert_eq!((s, code(&b)), (401, "stale".into()), "{b}");
-        let (s, b) = raw(&http, &url, path, &q, Some((&owner, now + 120, "aaaaaaaaaaaaaaaa2"))).await;
-        assert_eq!((s, code(&b)), (401, "stale".into()), "{b}");
-        // Fresh, then replayed.
-        let (s, b) = raw(&http, &url, path, &q, Some((&owner, now, "bbbbbbbbbbbbbbbb1"))).await;
-        assert_eq!(s, 200, "{b}");
-        let (s, b) = raw(&http, &url, path, &q, Some((&owner, now, "bbbbbbbbbbbbbbbb1"))).await;
-        assert_eq!((s, code(&b)), (401, "replayed".into()), "{b}");
-        // Signature over another body.
-        let h = sign_request(&owner, "POST", path, b"{}", now, "cccccccccccccccc1");
-        let resp = http
-            .post(format!("{url}{path}"))
-            .header(auth::HEADER_PUBKEY, h.pubkey)
-            .header(auth::HEADER_TIMESTAMP, h.timestamp.to_string())
-            .header(auth::HEADER_NONCE, h.nonce)
-            .header(auth::HEADER_SIGNATURE, h.signature)
-            .body(q.clone())
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(resp.status().as_u16(), 401);
-        assert_eq!(code(&resp.text().await.expect("body")), "bad_signature");
-        // A foreign key: valid signature, not the owner.
-        let (s, b) = raw(&http, &url, path, &q, Some((&stranger, now, "dddddddddddddddd1"))).await;
-        assert_eq!((s, code(&b)), (403, "forbidden".into()), "{b}");
-        assert!(!b.contains("pharmacy closes"));
-        // Unknown collection.
-        let (s, b) = raw(&http, &url, "/v1/collections/nope/query", &q, Some((&owner, now, "eeeeeeeeeeeeeeee1"))).await;
-        assert_eq!((s, code(&b)), (404, "not_found".into()), "{b}");
-        // Malformed bodies.
-        let (s, b) = raw(&http, &url, path, b"{\"text\": 5}", Some((&owner, now, "ffffffffffffffff1"))).await;
-        assert_eq!((s, code(&b)), (400, "bad_request".into()), "{b}");
-        let (s, b) = raw(&http, &url, path, b"\xff\xfe garbage", Some((&owner, now, "ffffffffffffffff2"))).await;
-        assert_eq!((s, code(&b)), (400, "bad_request".into()), "{b}");
-        let (s, b) = raw(&http, &url, path, br#"{"text":"x","k":0}"#, Some((&owner, now, "ffffffffffffffff3"))).await;
-        assert_eq!((s, code(&b)), (400, "bad_request".into()), "{b}");
-        let (s, b) =
-            raw(&http, &url, "/v1/collections", br#"{"name":"bad name!"}"#, Some((&owner, now, "ffffffffffffffff4")))
-                .await;
-        assert_eq!((s, code(&b)), (400, "bad_request".into()), "{b}");
-        let (s, b) =
-            raw(&http, &url, "/v1/collections", br#"{"name":"kept"}"#, Some((&owner, now, "ffffffffffffffff5"))).await;
-        assert_eq!((s, code(&b)), (409, "conflict".into()), "{b}");
+    // Unsigned (an empty signature).
+    assert_eq!(raw(&node, path, &q, (&owner, now, "aaaaaaaaaaaaaaaa0"), true), (401, "malformed_signature".into()));
+    // Stale, both directions.
+    assert_eq!(raw(&node, path, &q, (&owner, now - 120, "aaaaaaaaaaaaaaaa1"), false), (401, "stale".into()));
+    assert_eq!(raw(&node, path, &q, (&owner, now + 120, "aaaaaaaaaaaaaaaa2"), false), (401, "stale".into()));
+    // Fresh, then replayed.
+    assert_eq!(raw(&node, path, &q, (&owner, now, "bbbbbbbbbbbbbbbb1"), false).0, 200);
+    assert_eq!(raw(&node, path, &q, (&owner, now, "bbbbbbbbbbbbbbbb1"), false), (401, "replayed".into()));
+    // Signature over another body: the body is read and does not have the signed hash.
+    let c = node.client(&owner);
+    let sealed = sealed_request(&c, "POST", path, &q, now, "cccccccccccccccc1", |h| {
+        h.auth =
+            prag_proto::auth::sign_request(&owner, "POST", path, b"{}", now, "cccccccccccccccc1", &h.auth.audience);
     });
+    let a = send_sealed(&c, &sealed);
+    assert_eq!((a.status, a.code()), (401, "body_mismatch".into()));
+    // Someone else's key named as the signer.
+    let sealed = sealed_request(&c, "POST", path, &q, now, "cccccccccccccccc2", |h| {
+        h.auth.pubkey = prag_proto::account::public_key_hex(stranger.verifying_key());
+    });
+    let a = send_sealed(&c, &sealed);
+    assert_eq!((a.status, a.code()), (401, "bad_signature".into()));
+    // A foreign key: valid signature, not the owner.
+    assert_eq!(raw(&node, path, &q, (&stranger, now, "dddddddddddddddd1"), false), (403, "forbidden".into()));
+    // Unknown collection.
+    assert_eq!(
+        raw(&node, "/v1/collections/nope/query", &q, (&owner, now, "eeeeeeeeeeeeeeee1"), false),
+        (404, "not_found".into())
+    );
+    // Malformed bodies.
+    assert_eq!(
+        raw(&node, path, b"{\"text\": 5}", (&owner, now, "ffffffffffffffff1"), false),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        raw(&node, path, b"\xff\xfe garbage", (&owner, now, "ffffffffffffffff2"), false),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        raw(&node, path, br#"{"text":"x","k":0}"#, (&owner, now, "ffffffffffffffff3"), false),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        raw(&node, "/v1/collections", br#"{"name":"bad name!"}"#, (&owner, now, "ffffffffffffffff4"), false),
+        (400, "bad_request".into())
+    );
+    for name in [".", "..", ".hidden"] {
+        let body = serde_json::to_vec(&CreateCollectionRequest { name: name.into() }).expect("json");
+        let nonce = format!("ffffffffffff{:04}", name.len());
+        assert_eq!(
+            raw(&node, "/v1/collections", &body, (&owner, now, &nonce), false),
+            (400, "bad_request".into()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        raw(&node, "/v1/collections", br#"{"name":"kept"}"#, (&owner, now, "ffffffffffffffff5"), false),
+        (409, "conflict".into())
+    );
 
     // Bad files: each refused with a message naming the problem.
     let upload = |path: &str, bytes: &[u8]| -> String {
-        let r: anyhow::Result<UploadResponse> =
-            rt.block_on(client.post("/v1/collections/kept/documents", &upload_body(path, bytes)));
+        let r: anyhow::Result<UploadResponse> = rt.block_on(client.upload("kept", path, bytes));
         format!("{:#}", r.expect_err(&format!("{path} must be refused")))
     };
     assert!(upload("empty.txt", b"").contains("empty"));
@@ -140,7 +132,7 @@ fn refuses_bad_requests_and_files_and_keeps_serving() {
     assert_eq!(resp.hits[0].text, text);
     let metrics =
         rt.block_on(async { reqwest::get(format!("{}/metrics", node.url)).await.expect("m").text().await.expect("t") });
-    for reason in ["unsigned", "stale", "replayed", "bad_signature", "forbidden"] {
+    for reason in ["malformed_signature", "stale", "replayed", "bad_signature", "body_mismatch", "forbidden"] {
         assert!(metrics.contains(&format!("prag_refusals_total{{reason=\"{reason}\"}}")), "{reason} not counted");
     }
     node.kill();

@@ -55,8 +55,7 @@ fn sigkill_mid_upload_loses_no_committed_document_and_shows_no_partial_one() {
             let committed = Arc::clone(&committed);
             async move {
                 let path = format!("entries/{i:04}.txt");
-                let r: anyhow::Result<UploadResponse> =
-                    client.post("/v1/collections/ledger/documents", &upload_body(&path, document(i).as_bytes())).await;
+                let r: anyhow::Result<UploadResponse> = client.upload("ledger", &path, document(i).as_bytes()).await;
                 if let (Ok(r), Ok(mut c)) = (r, committed.lock()) {
                     c.push((path, r.documents[0].chunks));
                 }
@@ -120,8 +119,7 @@ fn flipped_ciphertext_byte_is_an_integrity_error_and_the_rest_is_served() {
     let target = "The vault combination for the records room is kept by the duty manager.";
     let other = "Visiting hours on the maternity ward are from two until eight in the evening.";
     for (p, t) in [("vault.txt", target), ("visiting.txt", other)] {
-        let _: UploadResponse =
-            rt.block_on(client.post("/v1/collections/notes/documents", &upload_body(p, t.as_bytes()))).expect("up");
+        let _: UploadResponse = rt.block_on(client.upload("notes", p, t.as_bytes())).expect("up");
     }
     let docs: Vec<DocumentInfo> = rt.block_on(client.get("/v1/collections/notes/documents")).expect("docs");
     let vault = docs.iter().find(|d| d.path == "vault.txt").expect("vault doc");

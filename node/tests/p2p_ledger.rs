@@ -14,7 +14,8 @@ use serde_json::json;
 
 fn ledger_head(node: &NodeProcess) -> (u64, String) {
     let rt = rt();
-    let v: serde_json::Value = rt.block_on(node.client(&key(99)).get("/v1/ledger/status")).expect("ledger status");
+    let v: serde_json::Value =
+        rt.block_on(node.client(&key(99)).public::<(), _>("GET", "/v1/ledger/status", None)).expect("ledger status");
     (v["height"].as_u64().unwrap_or(0), v["head_hash"].as_str().unwrap_or_default().to_string())
 }
 
@@ -40,19 +41,23 @@ fn submit(node: &NodeProcess, n: u32, subscriber: u8) -> serde_json::Value {
         json!({"register_subscriber": {"public_key": pk}}),
     )
     .expect("sign");
-    rt().block_on(node.client(&admin).post("/v1/ledger/tx", &tx)).expect("submit")
+    rt().block_on(node.client(&admin).public("POST", "/v1/ledger/tx", Some(&tx))).expect("submit")
 }
 
 fn is_subscriber(node: &NodeProcess, subscriber: u8) -> bool {
     let pk = prag_proto::account::public_key_hex(key(subscriber).verifying_key());
     let v: serde_json::Value = rt()
-        .block_on(node.client(&key(99)).post("/v1/ledger/query", &json!({"subscriber_status": {"public_key": pk}})))
+        .block_on(node.client(&key(99)).public(
+            "POST",
+            "/v1/ledger/query",
+            Some(&json!({"subscriber_status": {"public_key": pk}})),
+        ))
         .expect("query");
     v.to_string().contains("true")
 }
 
 fn status(node: &NodeProcess) -> NodeStatus {
-    rt().block_on(node.client(&key(99)).get("/v1/status")).expect("status")
+    node.status()
 }
 
 #[test]

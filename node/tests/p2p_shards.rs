@@ -63,11 +63,12 @@ fn register_storage(orderer: &NodeProcess, n: u32, (peer, signing_key, report): 
         }}),
     )
     .expect("sign");
-    let _: serde_json::Value = rt().block_on(orderer.client(&admin).post("/v1/ledger/tx", &tx)).expect("register");
+    let _: serde_json::Value =
+        rt().block_on(orderer.client(&admin).public("POST", "/v1/ledger/tx", Some(&tx))).expect("register");
 }
 
 fn status(node: &NodeProcess) -> NodeStatus {
-    rt().block_on(node.client(&key(99)).get("/v1/status")).expect("status")
+    node.status()
 }
 
 fn fill(node: &NodeProcess) {
@@ -76,9 +77,7 @@ fn fill(node: &NodeProcess) {
         .block_on(client.post("/v1/collections", &CreateCollectionRequest { name: "clinic".into() }))
         .expect("create");
     for (path, text) in CLINIC_DOCS {
-        let r: UploadResponse = rt
-            .block_on(client.post("/v1/collections/clinic/documents", &upload_body(path, text.as_bytes())))
-            .expect("upload");
+        let r: UploadResponse = rt.block_on(client.upload("clinic", path, text.as_bytes())).expect("upload");
         assert_eq!(r.documents.len(), 1);
     }
 }
@@ -131,7 +130,8 @@ fn wait_placed(node: &NodeProcess, replicas: usize, allowed: &[&str], what: &str
 }
 
 fn ledger_height(node: &NodeProcess) -> u64 {
-    let v: serde_json::Value = rt().block_on(node.client(&key(99)).get("/v1/ledger/status")).expect("ledger");
+    let v: serde_json::Value =
+        rt().block_on(node.client(&key(99)).public::<(), _>("GET", "/v1/ledger/status", None)).expect("ledger");
     v["height"].as_u64().unwrap_or(0)
 }
 
@@ -252,9 +252,8 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     }
     // Uploaded again (a version above the tombstone): back everywhere, answers as before.
     let wifi = CLINIC_DOCS.iter().find(|(p, _)| *p == "leaflets/wifi.md").unwrap();
-    let _: UploadResponse = rt()
-        .block_on(a.client(&key(5)).post("/v1/collections/clinic/documents", &upload_body(wifi.0, wifi.1.as_bytes())))
-        .expect("re-upload");
+    let _: UploadResponse =
+        rt().block_on(a.client(&key(5)).upload("clinic", wifi.0, wifi.1.as_bytes())).expect("re-upload");
     let deadline = Instant::now() + Duration::from_secs(20);
     while ask(&c, questions()[4]).hits.first().map(|h| h.path.as_str()) != Some("leaflets/wifi.md") {
         assert!(Instant::now() < deadline, "re-uploaded document did not come back");

@@ -46,9 +46,7 @@ fn fill(client: &prag_node::client::NodeClient, rt: &tokio::runtime::Runtime) {
         .block_on(client.post("/v1/collections", &CreateCollectionRequest { name: "clinic".into() }))
         .expect("create");
     for (path, text) in CLINIC_DOCS.iter().chain([&("canary.txt", CANARY)]) {
-        let r: UploadResponse = rt
-            .block_on(client.post("/v1/collections/clinic/documents", &upload_body(path, text.as_bytes())))
-            .expect("upload");
+        let r: UploadResponse = rt.block_on(client.upload("clinic", path, text.as_bytes())).expect("upload");
         assert_eq!(r.documents.len(), 1);
     }
 }
@@ -109,7 +107,7 @@ fn remote_index_answers_like_embedded_and_holds_only_rotated_vectors() {
         .block_on(q.scroll(ScrollPointsBuilder::new(&name).limit(10_000).with_payload(true).with_vectors(true)))
         .expect("scroll")
         .result;
-    let status: NodeStatus = rt.block_on(cr.get("/v1/status")).expect("status");
+    let status: NodeStatus = remote.status();
     assert_eq!(points.len() as u64, status.chunks, "every chunk is a point on the server");
     let mut best = -1f32;
     for p in &points {
@@ -131,7 +129,7 @@ fn remote_index_answers_like_embedded_and_holds_only_rotated_vectors() {
     rt.block_on(q.upsert_points(UpsertPointsBuilder::new(&name, vec![stray]).wait(true))).expect("stray");
     remote.restart();
     let cr = remote.client(&owner);
-    let status: NodeStatus = rt.block_on(cr.get("/v1/status")).expect("status");
+    let status: NodeStatus = remote.status();
     assert_eq!(status.embedder.texts, 0, "restart must not re-embed anything");
     assert!(status.index_backend.contains("Qdrant server"), "{}", status.index_backend);
     compare(&cr);

@@ -79,14 +79,10 @@ fn upload_query_restart_and_canary_scan() {
         .expect("create");
     assert_eq!(info.map(|i| i.owner), Some(prag_node::account::public_key_hex(&owner)));
     for (path, text) in DOCS {
-        let r: UploadResponse = rt
-            .block_on(client.post("/v1/collections/clinic/documents", &upload_body(path, text.as_bytes())))
-            .expect("upload");
+        let r: UploadResponse = rt.block_on(client.upload("clinic", path, text.as_bytes())).expect("upload");
         assert_eq!(r.documents.len(), 1);
     }
-    let r: UploadResponse = rt
-        .block_on(client.post("/v1/collections/clinic/documents", &upload_body("canary.txt", CANARY.as_bytes())))
-        .expect("canary");
+    let r: UploadResponse = rt.block_on(client.upload("clinic", "canary.txt", CANARY.as_bytes())).expect("canary");
     assert_eq!(r.documents[0].chunks, 1);
 
     let questions = [
@@ -109,14 +105,11 @@ fn upload_query_restart_and_canary_scan() {
     assert_eq!(canary_hit.hits[0].text, CANARY);
 
     // Re-upload of the same content is a no-op; a changed file replaces its document.
-    let again: UploadResponse = rt
-        .block_on(client.post("/v1/collections/clinic/documents", &upload_body(DOCS[0].0, DOCS[0].1.as_bytes())))
-        .expect("again");
+    let again: UploadResponse = rt.block_on(client.upload("clinic", DOCS[0].0, DOCS[0].1.as_bytes())).expect("again");
     assert_eq!(again.documents[0].status, prag_proto::api::DocumentStatus::Unchanged);
     let changed = "Guest Wi-Fi is now called Clinic-Visitors and needs the code printed on your appointment letter.";
-    let replaced: UploadResponse = rt
-        .block_on(client.post("/v1/collections/clinic/documents", &upload_body("leaflets/wifi.md", changed.as_bytes())))
-        .expect("replace");
+    let replaced: UploadResponse =
+        rt.block_on(client.upload("clinic", "leaflets/wifi.md", changed.as_bytes())).expect("replace");
     assert_eq!(replaced.documents[0].status, prag_proto::api::DocumentStatus::Replaced);
     let wifi = ask(&client, &rt, "What is the guest wifi called now?");
     assert_eq!(wifi.hits[0].text, changed);
@@ -150,7 +143,7 @@ fn upload_query_restart_and_canary_scan() {
     // Restart: answers come back from the encrypted store, nothing is re-embedded, scan still clean.
     node.restart();
     let client = node.client(&owner);
-    let status: NodeStatus = rt.block_on(client.get("/v1/status")).expect("status");
+    let status: NodeStatus = node.status();
     assert_eq!(status.embedder.texts, 0, "restart must not re-embed anything");
     assert_eq!(status.documents, DOCS.len() as u64 + 1);
     for (q, want) in questions.iter().filter(|(_, w)| *w != "leaflets/wifi.md") {

@@ -16,8 +16,8 @@ use prag_node::client::WorkerQuery;
 use prag_node::ledger::Ledger;
 use prag_proto::account::{address, public_key_hex};
 use prag_proto::api::{
-    AuditEntry, CreateCollectionRequest, ErrorBody, GrantRequest, GrantsResponse, NodeStatus, SealedAnswer,
-    UploadResponse, WorkerAnswer, WorkerQueryRequest,
+    AuditEntry, CreateCollectionRequest, GrantRequest, GrantsResponse, NodeStatus, SealedAnswer, UploadResponse,
+    WorkerAnswer, WorkerQueryRequest,
 };
 use prag_proto::ledger::SignedTx;
 use serde_json::json;
@@ -71,25 +71,6 @@ impl Tx<'_> {
     }
 }
 
-/// Sends a worker request with full control over its signature headers.
-fn raw_post(url: &str, key: &SigningKey, body: &[u8], timestamp: u64, nonce: &str) -> (u16, String) {
-    let h = prag_proto::auth::sign_request(key, "POST", "/v1/worker/query", body, timestamp, nonce);
-    let rt = rt();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(format!("{url}/v1/worker/query"))
-            .header(prag_proto::auth::HEADER_PUBKEY, h.pubkey)
-            .header(prag_proto::auth::HEADER_TIMESTAMP, h.timestamp.to_string())
-            .header(prag_proto::auth::HEADER_NONCE, h.nonce)
-            .header(prag_proto::auth::HEADER_SIGNATURE, h.signature)
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("send");
-        (resp.status().as_u16(), resp.text().await.expect("body"))
-    })
-}
-
 #[test]
 fn every_single_failed_condition_is_refused_with_its_reason() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -128,7 +109,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     assert!(node.log_text().contains("ATTESTATION DEVELOPMENT MODE"), "dev mode is announced loudly");
     let rt = rt();
     let oc = node.client(&owner);
-    let status: NodeStatus = rt.block_on(oc.get("/v1/status")).expect("status");
+    let status: NodeStatus = node.status();
     assert_eq!(status.attestation.mode, "dev");
     assert_eq!((status.attestation.workers_accepted, status.attestation.workers_refused), (2, 2));
     let audience = status.node_id.clone();
@@ -136,9 +117,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     let _: Option<prag_proto::api::CollectionInfo> =
         rt.block_on(oc.post("/v1/collections", &CreateCollectionRequest { name: "clinic".into() })).expect("create");
     for (path, text) in DOCS {
-        let _: UploadResponse = rt
-            .block_on(oc.post("/v1/collections/clinic/documents", &upload_body(path, text.as_bytes())))
-            .expect("upload");
+        let _: UploadResponse = rt.block_on(oc.upload("clinic", path, text.as_bytes())).expect("upload");
     }
     for s in [&s_active, &s_inactive, &s_key, &s_revoked] {
         let g: GrantsResponse =
@@ -206,14 +185,18 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     })
     .expect("json");
     let now = prag_node::auth::unix_now();
-    let (code, text) = raw_post(&node.url, &w_good, &body, now - 120, "5a1e00000000000000000000000000a1");
-    assert_eq!(code, 401);
-    assert_eq!(serde_json::from_str::<ErrorBody>(&text).expect("error body").code, "stale_request");
-    let (code, first) = raw_post(&node.url, &w_good, &body, now, "4e9a00000000000000000000000000b2");
-    assert_eq!(code, 200, "{first}");
+    let wc = node.client(&w_good);
+    let stale =
+        sealed_request(&wc, "POST", "/v1/worker/query", &body, now - 120, "5a1e00000000000000000000000000a1", |_| {});
+    let a = send_sealed(&wc, &stale);
+    assert_eq!((a.status, a.code()), (401, "stale".to_string()));
+    let fresh = sealed_request(&wc, "POST", "/v1/worker/query", &body, now, "4e9a00000000000000000000000000b2", |_| {});
+    let a = send_sealed(&wc, &fresh);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let first = String::from_utf8_lossy(&a.body).into_owned();
     let sealed: SealedAnswer = serde_json::from_str(&first).expect("sealed");
     for w in chunk_words {
-        assert!(!first.to_lowercase().contains(w), "plaintext on the wire");
+        assert!(!first.to_lowercase().contains(w), "plaintext in the answer");
     }
     // Only the request's ephemeral key opens it.
     let other = prag_node::sealed::EphemeralKey::generate().expect("x25519");
@@ -221,9 +204,16 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     let plain = ephemeral.open(&sealed, &audience, "req-raw-1").expect("opens");
     let answer: WorkerAnswer = serde_json::from_slice(&plain).expect("answer");
     assert_eq!(answer.hits[0].path, EXPECTED);
-    let (code, text) = raw_post(&node.url, &w_good, &body, now, "4e9a00000000000000000000000000b2");
-    assert_eq!(code, 401);
-    assert_eq!(serde_json::from_str::<ErrorBody>(&text).expect("error body").code, "replayed_nonce");
+    // The same request again, byte for byte, and re-spelled (its key in upper case): refused,
+    // neither served nor metered a second time.
+    let a = send_sealed(&wc, &fresh);
+    assert_eq!((a.status, a.code()), (401, "replayed".to_string()));
+    let respelled =
+        sealed_request(&wc, "POST", "/v1/worker/query", &body, now, "4e9a00000000000000000000000000b2", |h| {
+            h.auth.pubkey = h.auth.pubkey.to_uppercase();
+        });
+    let a = send_sealed(&wc, &respelled);
+    assert_eq!((a.status, a.code()), (401, "replayed".to_string()));
 
     // A policy change re-judges registered workers: reports older than 1 s are now refused.
     std::fs::write(&policy, "max_report_age_secs = 1\n").expect("policy");
@@ -232,7 +222,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
     assert!(node.log_text().contains("attestation policy changed"));
 
     // Metering, refusal metrics, and the audit log (operators only, no request text).
-    let status: NodeStatus = rt.block_on(oc.get("/v1/status")).expect("status");
+    let status: NodeStatus = node.status();
     let usage = status.worker_usage.iter().find(|u| u.subscriber == vk(&s_active)).expect("usage");
     assert_eq!((usage.worker.as_str(), usage.requests), ("10.0.0.1", 2));
     assert!(usage.chunks >= 2 && usage.tokens > 50, "{usage:?}");
@@ -245,8 +235,8 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
         "revoked_api_key",
         "no_grant",
         "wrong_audience",
-        "stale_request",
-        "replayed_nonce",
+        "stale",
+        "replayed",
     ] {
         assert!(status.refusals.get(reason).copied().unwrap_or(0) >= 1, "refusal {reason} not counted");
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this API; `/v1/status` reports it so clients can refuse a node they do not speak.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// Every error answer: a message a person can act on and a stable machine code.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -141,6 +141,9 @@ pub struct EmbedderStatus {
     pub batches: u64,
     pub queue_depth: usize,
     pub busy_seconds: f64,
+    /// Texts dropped because the request that sent them went away before they were embedded.
+    #[serde(default)]
+    pub cancelled_texts: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -430,4 +433,54 @@ pub struct PeerView {
     pub addresses: Vec<String>,
     pub admitted: bool,
     pub rtt_ms: Option<f64>,
+}
+
+/// What `GET /v1/status` tells anyone who asks: that the node is up, and nothing about whose data
+/// it holds. The detailed [`NodeStatus`] is for operators, on the owner's channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublicStatus {
+    /// `ok` while the node serves.
+    pub status: String,
+    pub version: String,
+    pub api_version: u32,
+    pub uptime_secs: u64,
+    /// The audience requests to this node name.
+    pub node_id: String,
+    /// `hardware` or `dev`.
+    pub attestation_mode: String,
+    /// Whether the node has an attestation report for its channel key (clients need one).
+    pub attested: bool,
+}
+
+/// `GET /v1/attestation`: the key a client seals its requests to, and the evidence that it belongs
+/// to an attested node running an allowed build.
+///
+/// The report (`report`, the JSON of a TDX, SEV-SNP or development report) binds `signing_key`
+/// (`report_data = SHA-512("PRAG-WORKER-KEY-V1" ‖ key)`); `signing_key` signs
+/// `"PRAG-CHANNEL-CARD-V1\n" ‖ node_id ‖ "\n" ‖ channel_key`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAttestation {
+    pub node_id: String,
+    /// Hex X25519 public key (HPKE) of the owner's channel.
+    pub channel_key: String,
+    /// Hex compressed secp256k1 key the report binds (the node's storage key).
+    pub signing_key: String,
+    /// Hex ECDSA signature of the card by `signing_key`.
+    pub signature: String,
+    pub report: String,
+}
+
+/// The sealed head of a request on the owner's channel: what the request is and who signed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelHead {
+    pub method: String,
+    /// Path and query of the inner request, e.g. `/v1/collections/clinic/query`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Bytes of the inner body (the sealed body is 16 bytes longer).
+    pub body_len: u64,
+    pub auth: crate::auth::SignatureHeaders,
 }

@@ -111,13 +111,14 @@ async fn stream_once(
 ) -> String {
     let mut nonce = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let h = prag_proto::auth::sign_request(key, "GET", PATH, b"", unix_now(), &hex::encode(nonce));
+    let h = prag_proto::auth::sign_request(key, "GET", PATH, b"", unix_now(), &hex::encode(nonce), "");
     let resp = http
         .get(format!("{}{PATH}", url.trim_end_matches('/')))
         .header(prag_proto::auth::HEADER_PUBKEY, h.pubkey)
         .header(prag_proto::auth::HEADER_TIMESTAMP, h.timestamp.to_string())
         .header(prag_proto::auth::HEADER_NONCE, h.nonce)
         .header(prag_proto::auth::HEADER_SIGNATURE, h.signature)
+        .header(prag_proto::auth::HEADER_CONTENT_SHA256, h.content_sha256)
         .send()
         .await;
     let resp = match resp {

@@ -81,6 +81,8 @@ fn console_shows_live_numbers_in_tmux_and_quits_cleanly() {
             &model,
             "--admin-key",
             "admin.key",
+            "--attestation",
+            "dev",
         ])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -100,7 +102,7 @@ fn console_shows_live_numbers_in_tmux_and_quits_cleanly() {
         assert!(Instant::now() < deadline, "node did not start");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let conn = ["--node", url.as_str(), "--key", "admin.key"];
+    let conn = ["--node", url.as_str(), "--key", "admin.key", "--allow-dev-node"];
     run(&[&["collection", "create"][..], &conn, &["clinic"]].concat(), dir);
     for (name, text) in [
         ("mri.md", "Remove earrings and other jewellery before the MRI scan; metal heats up in the magnet."),

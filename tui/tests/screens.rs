@@ -13,10 +13,10 @@ const T0: u64 = 1_790_000_000;
 
 fn feed(t: u64, queries: u64, ingested: u64, texts: u64) -> ConsoleFeed {
     let v = json!({
-        "api_version": 1,
+        "api_version": 2,
         "time": t,
         "status": {
-            "version": "0.1.0", "api_version": 1, "uptime_secs": 3725, "index_backend": "embedded qdrant-edge",
+            "version": "0.1.0", "api_version": 2, "uptime_secs": 3725, "index_backend": "embedded qdrant-edge",
             "embedder": {"model": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "device": "cpu",
                 "dtype": "f32", "workers": 2, "max_batch": 32, "token_budget": 8192, "texts": texts, "batches": 12,
                 "queue_depth": 0, "busy_seconds": 4.0},

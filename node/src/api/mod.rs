@@ -1,67 +1,76 @@
-//! The node's HTTP API. A request's path reads top to bottom here: parse and authenticate, then
-//! call the node, then map its answer or error to HTTP.
+//! The node's HTTP API: two routers.
 //!
-//! | method | path | signed | what |
+//! The **outer** router is what listens on the network. Only what anyone may see, the owner's
+//! channel, the operators' console feed and the contracts' ledger are on it:
+//!
+//! | method | path | who | what |
 //! |---|---|---|---|
-//! | GET | /v1/status | no | node, embedder and collection status |
-//! | GET | /metrics | no | Prometheus metrics |
-//! | GET | /v1/openapi.json | no | this API as OpenAPI 3 |
-//! | GET | /v1/collections | yes | collections the caller owns |
-//! | POST | /v1/collections | yes | create a collection (caller becomes owner) |
-//! | GET | /v1/collections/{name}/documents | yes | list documents (owner only) |
-//! | POST | /v1/collections/{name}/documents | yes | upload one file |
-//! | POST | /v1/collections/{name}/documents/delete | yes | delete one document |
-//! | POST | /v1/collections/{name}/query | yes | top-k retrieval |
-//! | GET | /v1/collections/{name}/grants | yes | subscribers granted access (owner only) |
-//! | POST | /v1/collections/{name}/grants | yes | grant a subscriber's workers access (owner only) |
-//! | POST | /v1/collections/{name}/grants/revoke | yes | revoke a grant (owner only) |
-//! | POST | /v1/worker/query | worker key | attested worker's retrieval; answer sealed to its ephemeral key |
-//! | GET | /v1/worker/usage | worker key | what this node served the worker, per subscriber |
-//! | GET | /v1/audit?limit=N | operator | audit log, newest first |
-//! | GET | /v1/console | operator | one snapshot of everything the console shows |
-//! | GET | /v1/console/events | operator | the same snapshot as server-sent events, every second |
-//! | GET | /v1/ledger/status | no | ledger height, head, admin, orderer, damage found at start |
-//! | GET | /v1/ledger/entries?from=N&limit=M | no | log entries (replication, inspection) |
+//! | GET | /v1/status | anyone | that the node is up (no collection, key or count) |
+//! | GET | /metrics | anyone | Prometheus metrics (aggregates) |
+//! | GET | /v1/openapi.json | anyone | this API as OpenAPI 3 |
+//! | GET | /v1/attestation | anyone | the node's channel key and the attestation that vouches for it |
+//! | POST | /v1/sealed | signed inside | the owner's channel: a sealed request for the inner router |
+//! | GET | /v1/console, /v1/console/events | operator (signed headers) | the console's snapshot / stream |
+//! | GET | /v1/audit?limit=N | operator (signed headers) | audit log, newest first |
+//! | GET | /v1/ledger/status, /v1/ledger/entries | anyone | the contracts' ledger |
 //! | POST | /v1/ledger/tx | tx-signed | submit a signed contract transaction |
-//! | POST | /v1/ledger/query | no* | contract query (*queries that need it carry their own signature or permit) |
+//! | POST | /v1/ledger/query | anyone* | contract query (*some carry their own signature or permit) |
+//!
+//! The **inner** router is reachable only through `/v1/sealed` (`channel.rs`), which has already
+//! authenticated the caller; every answer goes back sealed:
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET, POST | /v1/collections | collections the caller owns; create one |
+//! | GET | /v1/collections/{name}/documents | list documents (owner) |
+//! | POST | /v1/collections/{name}/documents?path=P | upload one file (raw bytes) |
+//! | POST | /v1/collections/{name}/documents/delete | delete one document |
+//! | POST | /v1/collections/{name}/query | top-k retrieval |
+//! | GET, POST | /v1/collections/{name}/grants, POST .../grants/revoke | grants (owner) |
+//! | POST | /v1/worker/query, GET /v1/worker/usage | attested workers |
+//! | GET | /v1/status, /v1/audit, /v1/console | the detailed status, audit log, console (operators) |
+
+mod channel;
+mod inbound;
+pub mod server;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{
-    CreateCollectionRequest, DeleteDocumentRequest, ErrorBody, GrantRequest, QueryRequest, UploadRequest,
-    UploadResponse,
+    CreateCollectionRequest, DeleteDocumentRequest, ErrorBody, GrantRequest, QueryRequest, UploadResponse,
 };
-use prag_proto::auth::{self, SignatureHeaders};
 use serde::de::DeserializeOwned;
+
+pub use channel::route_body_limit;
+pub use inbound::{Authenticated, SMALL_BODY, body_deadline};
+use inbound::{Inbound, collect};
 
 use crate::service::{Node, NodeError};
 
 /// The OpenAPI document, kept beside the code it describes.
 pub const OPENAPI: &str = include_str!("openapi.json");
+/// Largest ledger transaction (a TDX report with its collateral is about 40 KB).
+const MAX_LEDGER_TX: usize = 1024 * 1024;
+/// Largest ledger query.
+const MAX_LEDGER_QUERY: usize = 64 * 1024;
 
+/// The router the node serves.
 pub fn router(node: Arc<Node>) -> Router {
-    // Base64 makes an upload body 4/3 the file size, plus JSON framing.
-    let body_limit = node.config().max_file_bytes / 3 * 4 + 64 * 1024;
+    let inner = inner_router(Arc::clone(&node));
+    let sealed = post(channel::sealed).with_state(channel::ChannelState { node: Arc::clone(&node), inner });
     Router::new()
-        .route("/v1/status", get(status))
+        .route("/v1/status", get(public_status))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/collections", get(list_collections).post(create_collection))
-        .route("/v1/collections/{name}/documents", post(upload).get(list_documents))
-        .route("/v1/collections/{name}/documents/delete", post(delete_document))
-        .route("/v1/collections/{name}/query", post(query))
-        .route("/v1/collections/{name}/grants", get(list_grants).post(grant))
-        .route("/v1/collections/{name}/grants/revoke", post(revoke_grant))
-        .route("/v1/worker/query", post(worker_query))
-        .route("/v1/worker/usage", get(worker_usage))
+        .route("/v1/attestation", get(attestation))
+        .route("/v1/sealed", sealed)
         .route("/v1/audit", get(audit))
         .route("/v1/console", get(console_snapshot))
         .route("/v1/console/events", get(console_events))
@@ -70,12 +79,29 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/ledger/tx", post(ledger_tx))
         .route("/v1/ledger/query", post(ledger_query))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(node)
 }
 
-/// An error answer: JSON body, status from the error's kind; refusals are counted.
-struct ApiError(NodeError);
+/// The routes reachable only through the owner's channel.
+fn inner_router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/v1/collections", get(list_collections).post(create_collection))
+        .route("/v1/collections/{name}/documents", post(upload).get(list_documents))
+        .route("/v1/collections/{name}/documents/delete", post(delete_document))
+        .route("/v1/collections/{name}/query", post(query))
+        .route("/v1/collections/{name}/grants", get(list_grants).post(grant))
+        .route("/v1/collections/{name}/grants/revoke", post(revoke_grant))
+        .route("/v1/worker/query", post(worker_query))
+        .route("/v1/worker/usage", get(worker_usage))
+        .route("/v1/status", get(detailed_status))
+        .route("/v1/audit", get(audit))
+        .route("/v1/console", get(console_snapshot))
+        .fallback(not_found)
+        .with_state(node)
+}
+
+/// An error answer: JSON body, status from the error's kind.
+pub struct ApiError(pub NodeError);
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
@@ -85,15 +111,7 @@ impl From<NodeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            NodeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
-            NodeError::NotFound(_) => StatusCode::NOT_FOUND,
-            NodeError::Conflict(_) => StatusCode::CONFLICT,
-            NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            NodeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let NodeError::Internal(msg) = &self.0 {
             tracing::error!(error = %msg, "request failed");
         }
@@ -101,72 +119,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The four signature headers, or which one is missing or malformed.
-fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders, auth::AuthError> {
-    let get = |name: &'static str| header_str(headers, name).ok_or(auth::AuthError::Missing(name));
-    let pubkey = get(auth::HEADER_PUBKEY)?;
-    let timestamp = get(auth::HEADER_TIMESTAMP)?;
-    let nonce = get(auth::HEADER_NONCE)?;
-    let signature = get(auth::HEADER_SIGNATURE)?;
-    let timestamp = timestamp.parse::<u64>().map_err(|_| auth::AuthError::Malformed(auth::HEADER_TIMESTAMP))?;
-    Ok(SignatureHeaders {
-        pubkey: pubkey.to_string(),
-        timestamp,
-        nonce: nonce.to_string(),
-        signature: signature.to_string(),
-    })
-}
-
-fn signed_path(uri: &Uri) -> &str {
-    uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path())
-}
-
-/// Authenticates a request; counts and returns the refusal otherwise.
-fn caller(node: &Node, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<VerifyingKey, ApiError> {
-    let result = signature_headers(headers).and_then(|h| {
-        let missing = auth::HEADER_SIGNATURE;
-        crate::auth::authenticate(&node.nonces, Some(h), missing, method.as_str(), signed_path(uri), body)
-    });
-    result.map_err(|e| {
-        let e = NodeError::Unauthorized(e);
-        node.metrics.refuse(e.code());
-        tracing::warn!(reason = e.code(), path = uri.path(), "request refused");
-        ApiError(e)
-    })
-}
-
-/// A request whose signature checked out: the caller's key and the body it signed. Extracting it
-/// is the authentication step of every signed endpoint.
-struct Signed {
-    caller: VerifyingKey,
-    body: Bytes,
-}
-
-impl Signed {
-    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        parse_json(&self.body)
+/// Counts a refusal of a request whose signer is not (yet) known; the log line is rate-limited,
+/// since anyone can make these as fast as they can send.
+pub(crate) fn refused_unauthenticated(node: &Node, e: NodeError) -> ApiError {
+    node.metrics.refuse(e.code());
+    if node.metrics.refusal_log.allow() {
+        tracing::warn!(reason = e.code(), "unauthenticated request refused");
     }
+    ApiError(e)
 }
 
-impl axum::extract::FromRequest<Arc<Node>> for Signed {
-    type Rejection = Response;
-
-    async fn from_request(req: axum::extract::Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let request = axum::extract::Request::from_parts(parts.clone(), body);
-        // Through `Bytes` so the router's body limit applies.
-        let body = Bytes::from_request(request, node).await.map_err(IntoResponse::into_response)?;
-        let caller =
-            caller(node, &parts.method, &parts.uri, &parts.headers, &body).map_err(IntoResponse::into_response)?;
-        Ok(Signed { caller, body })
-    }
-}
-
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError(NodeError::BadRequest(format!("invalid request body: {e}"))))
 }
 
@@ -180,8 +143,8 @@ fn counted<T>(node: &Node, r: Result<T, NodeError>) -> Result<T, ApiError> {
     })
 }
 
-async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    axum::Json(node.status())
+async fn public_status(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    axum::Json(node.public_status())
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
@@ -192,105 +155,116 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError(NodeError::NotFound(format!("no such endpoint: {}", uri.path())))
+async fn attestation(State(node): State<Arc<Node>>) -> Result<impl IntoResponse, ApiError> {
+    node.attestation().map(|a| axum::Json(a.clone())).ok_or_else(|| {
+        ApiError(NodeError::Busy(
+            "this node has no attestation report for its channel key: it is not running in a confidential VM \
+             (or was not given --self-report), and is not in --attestation dev mode; clients will not send it data"
+                .into(),
+        ))
+    })
 }
 
-async fn list_collections(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    let me = prag_proto::account::public_key_hex(&who);
+async fn not_found(uri: Uri) -> ApiError {
+    let path: String = uri.path().chars().take(128).collect();
+    ApiError(NodeError::NotFound(format!("no such endpoint: {path}")))
+}
+
+async fn list_collections(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
+    let me = inbound.caller.pubkey_hex;
     let mine: Vec<_> = node.collection_infos().into_iter().filter(|c| c.owner == me).collect();
     Ok(axum::Json(mine))
 }
 
-async fn create_collection(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    let req: CreateCollectionRequest = signed.json()?;
-    counted(&node, node.create_collection(&req.name, &who).await)?;
+async fn create_collection(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
+    let (who, req): (_, CreateCollectionRequest) = inbound.json(SMALL_BODY).await?;
+    counted(&node, node.create_collection(&req.name, &who.key).await)?;
     let info = node.collection_infos().into_iter().find(|c| c.name == req.name);
     Ok((StatusCode::CREATED, axum::Json(info)))
+}
+
+#[derive(serde::Deserialize)]
+struct UploadQuery {
+    path: String,
 }
 
 async fn upload(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    Query(q): Query<UploadQuery>,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    let req: UploadRequest = signed.json()?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(req.content_base64.as_bytes())
-        .map_err(|e| ApiError(NodeError::BadRequest(format!("content_base64 is not valid base64: {e}"))))?;
-    let documents = counted(&node, node.upload(&who, &name, &req.path, bytes).await)?;
+    let who = inbound.caller.key;
+    // Whether this caller may upload this file here is decided before its body is read.
+    counted(&node, node.check_upload(&who, &name, &q.path, inbound.body.declared_len()))?;
+    let bytes = inbound.body.read(node.config().max_file_bytes).await?;
+    let documents = counted(&node, node.upload(&who, &name, &q.path, bytes).await)?;
     Ok(axum::Json(UploadResponse { documents }))
 }
 
 async fn delete_document(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    let req: DeleteDocumentRequest = signed.json()?;
-    let outcome = counted(&node, node.delete_document(&who, &name, req.doc_id.as_deref(), req.path.as_deref()).await)?;
+    let (who, req): (_, DeleteDocumentRequest) = inbound.json(SMALL_BODY).await?;
+    let outcome =
+        counted(&node, node.delete_document(&who.key, &name, req.doc_id.as_deref(), req.path.as_deref()).await)?;
     Ok(axum::Json(outcome))
 }
 
 async fn query(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    let req: QueryRequest = signed.json()?;
-    Ok(axum::Json(counted(&node, node.query(&who, &name, req).await)?))
+    let (who, req): (_, QueryRequest) = inbound.json(SMALL_BODY).await?;
+    Ok(axum::Json(counted(&node, node.query(&who.key, &name, req).await)?))
 }
 
 async fn list_documents(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = signed.caller;
-    Ok(axum::Json(counted(&node, node.documents(&who, &name))?))
+    Ok(axum::Json(counted(&node, node.documents(&inbound.caller.key, &name))?))
 }
 
 async fn list_grants(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(counted(&node, node.grants(&signed.caller, &name))?))
+    Ok(axum::Json(counted(&node, node.grants(&inbound.caller.key, &name))?))
 }
 
 async fn grant(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: GrantRequest = signed.json()?;
-    Ok(axum::Json(counted(&node, node.set_grant(&signed.caller, &name, &req.subscriber, true).await)?))
+    let (who, req): (_, GrantRequest) = inbound.json(SMALL_BODY).await?;
+    Ok(axum::Json(counted(&node, node.set_grant(&who.key, &name, &req.subscriber, true).await)?))
 }
 
 async fn revoke_grant(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    signed: Signed,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: GrantRequest = signed.json()?;
-    Ok(axum::Json(counted(&node, node.set_grant(&signed.caller, &name, &req.subscriber, false).await)?))
+    let (who, req): (_, GrantRequest) = inbound.json(SMALL_BODY).await?;
+    Ok(axum::Json(counted(&node, node.set_grant(&who.key, &name, &req.subscriber, false).await)?))
 }
 
-/// The worker path authenticates inside the node, so that every refusal (unsigned, stale,
-/// replayed included) goes through the same decision and the same audit log.
-async fn worker_query(
-    State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match node.worker_query(signature_headers(&headers), method.as_str(), signed_path(&uri), &body).await {
+/// The worker path decides inside the node, so that every refusal of an authenticated worker goes
+/// through the same decision and the same audit log.
+async fn worker_query(State(node): State<Arc<Node>>, inbound: Inbound) -> Response {
+    let caller = inbound.caller.key;
+    let body = match inbound.body.read(SMALL_BODY).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match node.worker_query(&caller, &body).await {
         Ok(sealed) => axum::Json(sealed).into_response(),
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN);
@@ -300,8 +274,24 @@ async fn worker_query(
     }
 }
 
-async fn worker_usage(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(counted(&node, node.worker_usage(&signed.caller))?))
+async fn worker_usage(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(counted(&node, node.worker_usage(&inbound.caller.key))?))
+}
+
+fn require_operator(node: &Node, caller: &VerifyingKey) -> Result<(), ApiError> {
+    if node.is_operator(caller) {
+        Ok(())
+    } else {
+        node.metrics.refuse("forbidden");
+        Err(ApiError(NodeError::Forbidden(
+            "this is for the contracts' admin and the node's --operator keys only".into(),
+        )))
+    }
+}
+
+async fn detailed_status(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
+    require_operator(&node, &inbound.caller.key)?;
+    Ok(axum::Json(node.status()))
 }
 
 #[derive(serde::Deserialize)]
@@ -312,33 +302,22 @@ struct AuditQuery {
 
 async fn audit(
     State(node): State<Arc<Node>>,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
-    signed: Signed,
+    Query(q): Query<AuditQuery>,
+    inbound: Inbound,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(counted(&node, node.audit_entries(&signed.caller, q.limit.min(2000)))?))
+    Ok(axum::Json(counted(&node, node.audit_entries(&inbound.caller.key, q.limit.min(2000)))?))
 }
 
-fn require_operator(node: &Node, caller: &VerifyingKey) -> Result<(), ApiError> {
-    if node.is_operator(caller) {
-        Ok(())
-    } else {
-        node.metrics.refuse("forbidden");
-        Err(ApiError(NodeError::Forbidden(
-            "the console feed is for the contracts' admin and --operator keys only".into(),
-        )))
-    }
-}
-
-async fn console_snapshot(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
-    require_operator(&node, &signed.caller)?;
+async fn console_snapshot(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
+    require_operator(&node, &inbound.caller.key)?;
     Ok(axum::Json(node.console_feed()))
 }
 
 /// Server-sent events: a `snapshot` event with a [`prag_proto::api::ConsoleFeed`] each second.
 /// The request is signed once, when the stream opens.
-async fn console_events(State(node): State<Arc<Node>>, signed: Signed) -> Result<impl IntoResponse, ApiError> {
+async fn console_events(State(node): State<Arc<Node>>, inbound: Inbound) -> Result<impl IntoResponse, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    require_operator(&node, &signed.caller)?;
+    require_operator(&node, &inbound.caller.key)?;
     let weak = Arc::downgrade(&node);
     drop(node);
     let stream = futures::stream::unfold((weak, true), |(weak, first)| async move {
@@ -387,15 +366,28 @@ fn default_limit() -> usize {
     100
 }
 
-async fn ledger_entries(
-    State(node): State<Arc<Node>>,
-    axum::extract::Query(q): axum::extract::Query<EntriesQuery>,
-) -> impl IntoResponse {
+async fn ledger_entries(State(node): State<Arc<Node>>, Query(q): Query<EntriesQuery>) -> impl IntoResponse {
     axum::Json(node.ledger.entries(q.from, q.limit.min(1000)))
 }
 
-async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+/// Reads the body of an unsigned route: at most `limit` bytes, within the node's budget for
+/// bodies nobody has vouched for.
+async fn public_body(node: &Node, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let _grant = node
+        .public_inflight()
+        .try_take("", limit as u64)
+        .map_err(|e| refused_unauthenticated(node, NodeError::Busy(e.to_string())))?;
+    collect(body, limit, body_deadline(limit as u64)).await.map_err(|e| refused_unauthenticated(node, e.0))
+}
+
+async fn ledger_tx(State(node): State<Arc<Node>>, body: Body) -> Result<impl IntoResponse, ApiError> {
+    let body = public_body(&node, body, MAX_LEDGER_TX).await?;
     let tx: prag_proto::ledger::SignedTx = parse_json(&body)?;
+    // The transaction's own signature first: nothing is fetched or checked for a forgery.
+    tx.clone()
+        .normalized()
+        .verify()
+        .map_err(|e| refused_unauthenticated(&node, NodeError::BadRequest(format!("transaction: {e}"))))?;
     node.fetch_collateral_for(&tx).await;
     counted(&node, node.check_transaction(&tx))?;
     if !node.ledger.is_orderer()
@@ -414,7 +406,8 @@ async fn ledger_tx(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl In
     Ok(axum::Json(receipt).into_response())
 }
 
-async fn ledger_query(State(node): State<Arc<Node>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+async fn ledger_query(State(node): State<Arc<Node>>, body: Body) -> Result<impl IntoResponse, ApiError> {
+    let body = public_body(&node, body, MAX_LEDGER_QUERY).await?;
     let q: serde_json::Value = parse_json(&body)?;
     Ok(axum::Json(counted(&node, node.ledger.query(&q).map_err(NodeError::from))?))
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use parking_lot::{Mutex, RwLock};
 
-pub use identity::{STORAGE_WORKER_TYPE, StorageCard, StorageIdentity};
+pub use identity::{HpkePrivateKey, HpkePublicKey, STORAGE_WORKER_TYPE, StorageCard, StorageIdentity};
 
 use crate::metrics::Histogram;
 

@@ -2,7 +2,7 @@
 
 use prag_proto::api::{
     CollectionInfo, CreateCollectionRequest, DeleteDocumentRequest, DocumentInfo, DocumentOutcome, GrantRequest,
-    GrantsResponse, NodeStatus,
+    GrantsResponse, NodeStatus, PublicStatus,
 };
 
 use crate::cli::{CollectionCommand, DocCommand, NodeConn, runtime};
@@ -89,10 +89,16 @@ pub fn run_doc(cmd: DocCommand) -> anyhow::Result<()> {
 }
 
 pub fn status(conn: NodeConn) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    if conn.key.is_some() {
+        let status: NodeStatus = rt.block_on(conn.client()?.get("/v1/status"))?;
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
     let url = format!("{}/v1/status", conn.node.trim_end_matches('/'));
-    let status: NodeStatus = runtime()?.block_on(async {
+    let status: PublicStatus = rt.block_on(async {
         let resp = reqwest::get(&url).await.map_err(|e| anyhow::anyhow!("cannot reach the node at {url}: {e}"))?;
-        resp.json::<NodeStatus>().await.map_err(|e| anyhow::anyhow!("unexpected answer from {url}: {e}"))
+        resp.json::<PublicStatus>().await.map_err(|e| anyhow::anyhow!("unexpected answer from {url}: {e}"))
     })?;
     println!("{}", serde_json::to_string_pretty(&status)?);
     Ok(())

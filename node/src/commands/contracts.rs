@@ -195,15 +195,15 @@ impl Session {
     fn exec(&self, msg: Value) -> anyhow::Result<Receipt> {
         let tx = SignedTx::sign(&self.key, &nonce()?, crate::auth::unix_now(), msg)
             .map_err(|e| anyhow::anyhow!("cannot sign the transaction: {e}"))?;
-        self.rt.block_on(self.client.post("/v1/ledger/tx", &tx))
+        self.rt.block_on(self.client.public("POST", "/v1/ledger/tx", Some(&tx)))
     }
 
     fn query(&self, q: Value) -> anyhow::Result<Value> {
-        self.rt.block_on(self.client.post("/v1/ledger/query", &q))
+        self.rt.block_on(self.client.public("POST", "/v1/ledger/query", Some(&q)))
     }
 
     fn status(&self) -> anyhow::Result<LedgerStatus> {
-        self.rt.block_on(self.client.get("/v1/ledger/status"))
+        self.rt.block_on(self.client.public::<(), _>("GET", "/v1/ledger/status", None))
     }
 
     fn report_tx(&self, what: &str, r: &Receipt) -> anyhow::Result<()> {

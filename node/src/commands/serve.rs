@@ -99,6 +99,35 @@ pub struct NodeArgs {
     #[arg(long, env = "PRAG_TRANSFER_PIECE", default_value_t = 4 << 20, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)))]
     pub transfer_piece: u32,
+    /// This node's own attestation report binding its storage key (`prag attest self
+    /// --storage-data DIR`), served to owners' clients. Default: asked of the TEE at start
+    /// (configfs-tsm); in --attestation dev, a development report.
+    #[arg(long, env = "PRAG_SELF_REPORT", value_name = "FILE")]
+    pub self_report: Option<PathBuf>,
+    /// Collections one key may own on this node.
+    #[arg(long, env = "PRAG_MAX_COLLECTIONS_PER_KEY", default_value_t = 16)]
+    pub max_collections_per_key: usize,
+    /// MiB of request bodies one key may have in flight at once.
+    #[arg(long, env = "PRAG_MAX_INFLIGHT_MB_PER_KEY", default_value_t = 256)]
+    pub max_inflight_mb_per_key: u64,
+    /// MiB of request bodies all callers together may have in flight.
+    #[arg(long, env = "PRAG_MAX_INFLIGHT_MB", default_value_t = 1024)]
+    pub max_inflight_mb: u64,
+    /// Open API connections; at the limit the longest-open idle one is closed for a newcomer.
+    #[arg(long, env = "PRAG_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head (also how long an idle connection stays).
+    #[arg(long, env = "PRAG_HEADER_TIMEOUT", default_value_t = 10, value_name = "SECS")]
+    pub header_timeout: u64,
+    /// Memory limit (address space, MiB) of the process that reads one HTML or PDF file.
+    #[arg(long, env = "PRAG_EXTRACT_MEMORY_MB", default_value_t = 1024)]
+    pub extract_memory_mb: u64,
+    /// CPU-time limit (seconds) of the process that reads one HTML or PDF file.
+    #[arg(long, env = "PRAG_EXTRACT_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub extract_timeout: u64,
+    /// HTML and PDF files read at once (default: one per two cores).
+    #[arg(long, env = "PRAG_EXTRACT_CONCURRENCY")]
+    pub extract_concurrency: Option<usize>,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -128,6 +157,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<_>>()?,
             pccs_url: args.pccs_url.clone(),
+            self_report: args.self_report.clone(),
         },
         p2p: if args.p2p_listen.is_empty() && args.peers.is_empty() && !args.mdns {
             None
@@ -144,6 +174,23 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             piece_bytes: args.transfer_piece,
             max_transfers: 4,
         },
+        limits: {
+            let max_file_bytes = args.max_file_mb.saturating_mul(1024 * 1024);
+            let mut extract = crate::extract::SandboxConfig::for_current_exe(max_file_bytes);
+            extract.memory_mb = args.extract_memory_mb.max(64);
+            extract.cpu_secs = args.extract_timeout.max(1);
+            if let Some(n) = args.extract_concurrency {
+                extract.concurrency = n.max(1);
+            }
+            crate::service::LimitsConfig {
+                max_collections_per_key: args.max_collections_per_key,
+                inflight_bytes_per_key: args.max_inflight_mb_per_key.saturating_mul(1 << 20),
+                inflight_bytes: args.max_inflight_mb.saturating_mul(1 << 20),
+                extract: Some(extract),
+                ..Default::default()
+            }
+        },
+        janitor_exe: std::env::current_exe().ok(),
     };
     let admin_key = args.admin_key.as_deref().map(crate::account::load).transpose()?;
     runtime()?.block_on(async move {
@@ -151,9 +198,19 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
             .with_context(|| format!("cannot listen on {}", args.api))?;
+        // One descriptor per connection, and some for everything else.
+        let nofile = crate::api::server::raise_nofile_limit();
+        let max_connections = args.max_connections.max(1).min(nofile.saturating_sub(256).max(16) as usize);
+        if max_connections < args.max_connections {
+            tracing::warn!(max_connections, nofile, "fewer connections than --max-connections: the open-file limit is low");
+        }
+        let limits = crate::api::server::ServerLimits {
+            max_connections,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+            ..Default::default()
+        };
         tracing::info!(api = %args.api, data = %args.data.display(), index = %node.status().index_backend, "node ready");
-        axum::serve(listener, crate::api::router(node))
-            .with_graceful_shutdown(shutdown_signal())
+        crate::api::server::serve(listener, crate::api::router(node), limits, shutdown_signal())
             .await
             .context("HTTP server failed")?;
         tracing::info!("node stopped");

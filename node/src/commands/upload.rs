@@ -5,13 +5,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use base64::Engine as _;
 use futures::StreamExt;
-use prag_proto::api::{DocumentOutcome, DocumentStatus, UploadRequest, UploadResponse};
+use prag_proto::api::{DocumentOutcome, DocumentStatus, UploadResponse};
 use serde::Serialize;
 
 use crate::cli::{NodeConn, runtime};
-use crate::client::segment;
 use crate::extract::is_supported;
 
 #[derive(clap::Args, Debug)]
@@ -80,7 +78,6 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
         bail!("no .txt, .md, .html, .htm, .pdf or .jsonl files under the given paths");
     }
     let client = args.conn.client()?;
-    let endpoint = format!("/v1/collections/{}/documents", segment(&args.collection));
     let bar = if !args.json && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(files.len() as u64);
         b.set_style(
@@ -94,17 +91,13 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
     let summary = runtime()?.block_on(async {
         let mut summary = Summary { files: files.len(), ..Summary::default() };
         let mut results = futures::stream::iter(files.iter().map(|f| {
-            let (client, endpoint) = (&client, &endpoint);
+            let (client, collection) = (&client, args.collection.as_str());
             async move {
                 let doc_path = document_path(f);
                 let result: anyhow::Result<UploadResponse> = async {
                     let bytes =
                         tokio::fs::read(f).await.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
-                    let req = UploadRequest {
-                        path: doc_path.clone(),
-                        content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-                    };
-                    client.post(endpoint, &req).await
+                    client.upload(collection, &doc_path, &bytes).await
                 }
                 .await;
                 (doc_path, result)

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{AuditEntry, GrantsResponse, SealedAnswer, WorkerAnswer, WorkerQueryRequest};
-use prag_proto::auth::{AuthError, SignatureHeaders};
 use prag_proto::contracts::worker::Worker;
 
 use super::{Node, NodeError, internal};
@@ -25,32 +24,41 @@ struct Subject {
     collection: String,
 }
 
+/// Longest text kept of an audit field: the log must not grow with what a caller sends.
+const MAX_AUDIT_FIELD: usize = 128;
+
+fn bounded(s: &str) -> String {
+    if s.len() <= MAX_AUDIT_FIELD {
+        return s.to_string();
+    }
+    let mut end = MAX_AUDIT_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 impl Node {
     fn audit(&self, event: &str, reason: &str, s: &Subject, detail: String) {
         self.audit.record(AuditEntry {
             time: unix_now(),
             event: event.to_string(),
             reason: reason.to_string(),
-            actor: s.actor.clone(),
-            worker: s.worker.clone(),
-            subscriber: s.subscriber.clone(),
-            collection: s.collection.clone(),
-            detail,
+            actor: bounded(&s.actor),
+            worker: bounded(&s.worker),
+            subscriber: bounded(&s.subscriber),
+            collection: bounded(&s.collection),
+            detail: bounded(&detail),
         });
     }
 
-    /// Serves a worker's retrieval request, or says which check failed. `headers`: the request's
-    /// signature headers (or why they are missing); `path`: the signed path and query.
-    pub async fn worker_query(
-        &self,
-        headers: Result<SignatureHeaders, AuthError>,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> Result<SealedAnswer, Refusal> {
+    /// Serves an authenticated worker's retrieval request, or says which check failed. Only
+    /// callers whose signature verified get here (on the owner's channel), so every refusal
+    /// audited names a real key: nobody can write to the audit log without one.
+    pub async fn worker_query(&self, caller: &VerifyingKey, body: &[u8]) -> Result<SealedAnswer, Refusal> {
         let mut subject = Subject::default();
         let started = Instant::now();
-        let result = self.decide_and_serve(headers, method, path, body, &mut subject).await;
+        let result = self.decide_and_serve(caller, body, &mut subject).await;
         match &result {
             Ok(_) => {
                 self.metrics.worker_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -68,26 +76,13 @@ impl Node {
 
     async fn decide_and_serve(
         &self,
-        headers: Result<SignatureHeaders, AuthError>,
-        method: &str,
-        path: &str,
+        caller: &VerifyingKey,
         body: &[u8],
         subject: &mut Subject,
     ) -> Result<SealedAnswer, Refusal> {
         let now = unix_now();
-        // 1. Who signed, when, and only once.
-        let headers = headers.map_err(|e| match e {
-            AuthError::Missing(h) => Refusal::Unsigned(h),
-            other => Refusal::BadSignature(other.to_string()),
-        })?;
-        subject.actor = headers.pubkey.clone();
-        let key = prag_proto::auth::verify_request(&headers, method, path, body, now).map_err(|e| match e {
-            AuthError::Stale { skew } => Refusal::StaleRequest(skew),
-            AuthError::Missing(h) => Refusal::Unsigned(h),
-            other => Refusal::BadSignature(other.to_string()),
-        })?;
-        self.nonces.check_and_insert(&headers.pubkey, &headers.nonce, now).map_err(|_| Refusal::ReplayedNonce)?;
-        let signer = prag_proto::account::public_key_hex(&key);
+        // 1. Who signed, when, and only once: checked by the channel before the request got here.
+        let signer = prag_proto::account::public_key_hex(caller);
         subject.actor = signer.clone();
 
         // 2. The request itself.

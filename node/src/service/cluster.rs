@@ -17,7 +17,7 @@ use crate::cluster::wire::{ClusterRequest, ClusterResponse, CollectionRecord, Fr
 use crate::cluster::{STORAGE_WORKER_TYPE, StorageCard, keywrap, placement};
 use crate::crypto::{KeyContext, Purpose};
 use crate::p2p::Inbound;
-use crate::store::{CollectionMeta, CollectionStore};
+use crate::store::CollectionMeta;
 
 fn refused(code: &str, reason: impl Into<String>) -> Framed<ClusterResponse> {
     Framed::new(ClusterResponse::Refused { code: code.into(), reason: reason.into() })
@@ -271,13 +271,14 @@ impl Node {
         rec.synced_at = Some(Instant::now());
     }
 
-    /// Creates the local side of a collection first made on a peer.
+    /// Creates the local side of a collection first made on a peer (same id, same key).
     async fn adopt_collection(self: &Arc<Self>, r: &CollectionRecord) -> Result<Arc<Collection>, String> {
         let cluster = self.cluster.clone().ok_or("alone")?;
         if let Ok(existing) = self.collection(&r.name) {
             return Err(format!("a different collection named {:?} exists here ({})", r.name, existing.store.id));
         }
         super::open::validate_collection_name(&r.name).map_err(|e| e.to_string())?;
+        let _reservation = self.reserve_name(&r.name, None).map_err(|e| e.to_string())?;
         let wrapped = hex::decode(&r.wrapped_key).map_err(|_| "the wrapped key is not hex".to_string())?;
         let me = cluster.peer_id().to_string();
         let key = keywrap::unwrap(&wrapped, &r.cid, &me, cluster.identity.hpke_private())?;
@@ -291,31 +292,7 @@ impl Node {
             grants_version: r.grants_version,
             tombstones: r.tombstones.clone(),
         };
-        let root = self.config.data_dir.join("collections");
-        let (master, cid, m2, grants) = (Arc::clone(&self.master), r.cid.clone(), meta.clone(), r.grants.clone());
-        let store = tokio::task::spawn_blocking(move || {
-            let store = CollectionStore::create_with(&master, &root, &cid, key, &m2)?;
-            store.write_grants(&grants)?;
-            Ok::<_, crate::store::StoreError>(store)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        let index = {
-            let (node, s) = (Arc::clone(self), store.clone());
-            tokio::task::spawn_blocking(move || node.open_index(&s))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        };
-        let coll = Arc::new(Collection::new(store, meta, index));
-        *coll.grants.lock() = r.grants.clone();
-        let mut all = self.collections.write();
-        if all.contains_key(&r.name) {
-            return Err(format!("collection {:?} appeared meanwhile", r.name));
-        }
-        all.insert(r.name.clone(), Arc::clone(&coll));
-        Ok(coll)
+        self.install_collection(r.cid.clone(), key, meta, r.grants.clone()).await.map_err(|e| e.to_string())
     }
 
     /// One round: this node's own admission, every connected peer's, their catalogs; then

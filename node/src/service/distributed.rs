@@ -53,8 +53,12 @@ pub(crate) fn search_local(
     };
     let mut answer = SearchAnswer::default();
     for (id, score) in found.into_iter().take(k) {
+        // The location and the file it points into are read under `files`, so a document being
+        // replaced or deleted meanwhile is either wholly the old one or gone, never a mix.
+        let _files = c.files.read();
         let (chunk_ref, path) = {
             let state = c.state.read();
+            // Gone since the index answered (deleted, or a shorter new version): not a hit.
             let Some(r) = state.points.get(&id).cloned() else { continue };
             let path = state.docs.get(&r.doc_id).map(|d| d.path.clone()).unwrap_or_default();
             (r, path)
@@ -67,11 +71,15 @@ pub(crate) fn search_local(
                 score,
                 text: text.as_str().to_string(),
             }),
-            Err(e) => answer.unreadable.push(ChunkError {
-                doc_id: chunk_ref.doc_id,
-                chunk: chunk_ref.chunk,
-                error: e.to_string(),
-            }),
+            Err(e) => {
+                // The full error (with the server's paths) is for the operator's log only.
+                tracing::error!(collection = %c.meta.name, doc_id = %chunk_ref.doc_id, chunk = chunk_ref.chunk, error = %e, "stored chunk cannot be read");
+                answer.unreadable.push(ChunkError {
+                    doc_id: chunk_ref.doc_id,
+                    chunk: chunk_ref.chunk,
+                    error: e.public_message().to_string(),
+                })
+            }
         }
     }
     Ok(answer)

@@ -1,6 +1,12 @@
-//! Ingest: extract → chunk → embed → seal and commit → index. Embedding happens outside the
-//! collection's commit lock, so uploads in flight together keep the embedder busy while earlier
-//! documents are being written.
+//! Ingest: extract → chunk → embed → seal and commit → index.
+//!
+//! - Extraction of HTML and PDF runs in the sandbox (`crate::extract::sandbox`): a hostile file
+//!   costs bounded time and memory and is refused with the limit it hit.
+//! - Embedding happens outside the collection's commit lock, on the caller's turn in the
+//!   embedder's fair queue (the caller's key is its tenant); dropping the upload (the client went
+//!   away) drops the texts not yet embedded and kills a running extraction.
+//! - The documents of one upload (a JSON-lines file holds many) are committed together: all of
+//!   them or none, across a crash (`CollectionStore::commit_staged`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,10 +17,49 @@ use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{DocumentOutcome, DocumentStatus};
 
 use super::{Collection, Node, NodeError, internal};
-use crate::extract::{self, SourceDocument};
-use crate::store::{DocumentHeader, NewChunk};
+use crate::extract::{self, ExtractError, Kind, SourceDocument};
+use crate::store::{DocumentHeader, NewChunk, StagedDocument};
+
+/// A changed document, chunked and embedded, waiting for the commit lock.
+struct Prepared {
+    doc_id: String,
+    path: String,
+    fingerprint: String,
+    texts: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl From<ExtractError> for NodeError {
+    fn from(e: ExtractError) -> Self {
+        match e {
+            ExtractError::Limit { .. } | ExtractError::TooMuchText { .. } => NodeError::TooLarge(e.to_string()),
+            e if e.is_internal() => NodeError::Internal(e.to_string()),
+            e => NodeError::BadRequest(e.to_string()),
+        }
+    }
+}
 
 impl Node {
+    /// What can be decided about an upload before its body is read: the collection exists, the
+    /// caller owns it, the path is valid, and the declared size is allowed.
+    pub fn check_upload(
+        &self,
+        caller: &VerifyingKey,
+        collection: &str,
+        path: &str,
+        declared_len: Option<u64>,
+    ) -> Result<(), NodeError> {
+        self.collection(collection)?.check_owner(caller)?;
+        check_upload_path(path)?;
+        match declared_len {
+            Some(n) if n > self.config.max_file_bytes as u64 => Err(NodeError::TooLarge(format!(
+                "{path} is {n} bytes; this node accepts files of at most {} bytes",
+                self.config.max_file_bytes
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Ingests one uploaded file into `collection` on behalf of `caller` (its owner).
     pub async fn upload(
         &self,
@@ -26,7 +71,7 @@ impl Node {
         let started = Instant::now();
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
-        validate_path(path)?;
+        check_upload_path(path)?;
         if bytes.len() > self.config.max_file_bytes {
             return Err(NodeError::TooLarge(format!(
                 "{path} is {} bytes; this node accepts files of at most {} bytes",
@@ -34,95 +79,194 @@ impl Node {
                 self.config.max_file_bytes
             )));
         }
+        let tenant = prag_proto::account::public_key_hex(caller);
         let size = bytes.len() as u64;
-        let p = path.to_string();
-        let docs = tokio::task::spawn_blocking(move || extract::extract(&p, &bytes))
-            .await
-            .map_err(internal)?
-            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
-        let mut outcomes = Vec::with_capacity(docs.len());
-        for doc in docs {
-            outcomes.push(self.ingest_document(&coll, doc).await?);
-        }
+        let docs = self.extract_documents(&tenant, path, bytes).await?;
+        let outcomes = self.ingest_documents(&coll, &tenant, docs).await?;
         self.metrics.ingested_bytes.fetch_add(size, Ordering::Relaxed);
         self.metrics.ingest_seconds.observe(started.elapsed().as_secs_f64());
         let _ = self.optimize_tx.send(coll);
         Ok(outcomes)
     }
 
-    async fn ingest_document(&self, coll: &Arc<Collection>, doc: SourceDocument) -> Result<DocumentOutcome, NodeError> {
-        let doc_id = coll.store.document_id(&doc.path);
-        let fingerprint = coll.store.fingerprint(&doc.text);
-        let unchanged = |chunks: usize| DocumentOutcome {
-            doc_id: doc_id.clone(),
-            path: doc.path.clone(),
-            status: DocumentStatus::Unchanged,
-            chunks: chunks as u64,
-        };
-        if let Some(existing) = coll.state.read().docs.get(&doc_id)
-            && existing.fingerprint == fingerprint
-        {
-            self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
-            return Ok(unchanged(existing.point_ids.len()));
+    /// The documents in one file: hostile formats through the sandbox, the rest in process.
+    async fn extract_documents(
+        &self,
+        tenant: &str,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<SourceDocument>, NodeError> {
+        let kind = Kind::of(path).ok_or_else(|| ExtractError::Unsupported { path: path.to_string() })?;
+        if bytes.is_empty() {
+            return Err(ExtractError::Empty { path: path.to_string() }.into());
         }
+        if kind.is_hostile() {
+            let outcome = self.sandbox.extract(tenant, path, kind, &bytes).await;
+            match &outcome {
+                Ok((_, stats)) => {
+                    tracing::debug!(kind = kind.as_str(), seconds = stats.seconds, "file extracted in the sandbox")
+                }
+                Err(e @ (ExtractError::Limit { .. } | ExtractError::TooMuchText { .. })) => {
+                    self.metrics.refuse("extract_limit");
+                    tracing::warn!(kind = kind.as_str(), reason = %limit_reason(e), "upload refused by the extractor's limits");
+                }
+                Err(_) => {}
+            }
+            let (text, _) = outcome?;
+            return Ok(extract::keep_texts(path, vec![SourceDocument { path: path.to_string(), text }])?);
+        }
+        let p = path.to_string();
+        Ok(tokio::task::spawn_blocking(move || extract::extract(&p, &bytes)).await.map_err(internal)??)
+    }
 
-        // Chunk by tokens, then embed: the slow part, done before taking the commit lock.
+    /// Chunks and embeds every changed document, then commits them all at once.
+    async fn ingest_documents(
+        &self,
+        coll: &Arc<Collection>,
+        tenant: &str,
+        docs: Vec<SourceDocument>,
+    ) -> Result<Vec<DocumentOutcome>, NodeError> {
+        let total_text: usize = docs.iter().map(|d| d.text.len()).sum();
+        if total_text > self.config.max_file_bytes {
+            return Err(NodeError::TooLarge(format!(
+                "the file's text is {total_text} bytes; this node takes at most {} bytes of text per upload",
+                self.config.max_file_bytes
+            )));
+        }
+        let mut outcomes: Vec<Option<DocumentOutcome>> = Vec::with_capacity(docs.len());
+        let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+        for doc in docs {
+            let doc_id = coll.store.document_id(&doc.path);
+            let fingerprint = coll.store.fingerprint(&doc.text);
+            let existing =
+                coll.state.read().docs.get(&doc_id).filter(|e| e.fingerprint == fingerprint).map(|e| e.point_ids.len());
+            if let Some(chunks) = existing {
+                self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
+                outcomes.push(Some(DocumentOutcome {
+                    doc_id,
+                    path: doc.path,
+                    status: DocumentStatus::Unchanged,
+                    chunks: chunks as u64,
+                }));
+                continue;
+            }
+            let texts = self.chunk(doc.text.clone(), &doc.path).await?;
+            // The slow part, on this caller's turns; done before taking the commit lock.
+            let vectors = self.embedder.embed_for(tenant, texts.clone()).await.map_err(internal)?;
+            prepared.push((outcomes.len(), Prepared { doc_id, path: doc.path, fingerprint, texts, vectors }));
+            outcomes.push(None);
+        }
+        if !prepared.is_empty() {
+            for (slot, outcome) in self.commit_documents(coll, prepared).await? {
+                outcomes[slot] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Splits a document's text into chunks of at most `--chunk-tokens` tokens (off the async
+    /// threads: tokenising megabytes takes a while).
+    async fn chunk(&self, text: String, path: &str) -> Result<Vec<String>, NodeError> {
         let max_tokens =
             self.config.chunk_tokens.clamp(8, self.embedder.info().max_seq_length.saturating_sub(2).max(8));
-        let spans = self
-            .embedder
-            .tokenizer()
-            .token_spans(&doc.text, max_tokens, self.config.chunk_overlap)
-            .map_err(|e| NodeError::BadRequest(format!("{}: {e}", doc.path)))?;
-        let texts: Vec<String> = spans.iter().map(|s| doc.text[s.start..s.end].to_string()).collect();
+        let (embedder, overlap) = (self.embedder.clone(), self.config.chunk_overlap);
+        let texts = tokio::task::spawn_blocking(move || {
+            embedder
+                .tokenizer()
+                .token_spans(&text, max_tokens, overlap)
+                .map(|spans| spans.iter().map(|s| text[s.start..s.end].to_string()).collect::<Vec<String>>())
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| NodeError::BadRequest(format!("{path}: {e}")))?;
         if texts.is_empty() {
-            return Err(NodeError::BadRequest(format!("{}: no text to index", doc.path)));
+            return Err(NodeError::BadRequest(format!("{path}: no text to index")));
         }
-        let vectors = self.embedder.embed(texts.clone()).await.map_err(internal)?;
+        Ok(texts)
+    }
 
+    /// Seals, stages and commits prepared documents together, then indexes them.
+    async fn commit_documents(
+        &self,
+        coll: &Arc<Collection>,
+        prepared: Vec<(usize, Prepared)>,
+    ) -> Result<Vec<(usize, DocumentOutcome)>, NodeError> {
         let _commit = coll.commit.lock().await;
-        let previous = coll.state.read().docs.get(&doc_id).cloned();
-        if previous.as_ref().is_some_and(|p| p.fingerprint == fingerprint) {
-            self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
-            return Ok(unchanged(texts.len()));
+        let mut out = Vec::with_capacity(prepared.len());
+        let mut to_write = Vec::with_capacity(prepared.len());
+        for (slot, p) in prepared {
+            let previous = coll.state.read().docs.get(&p.doc_id).cloned();
+            if previous.as_ref().is_some_and(|e| e.fingerprint == p.fingerprint) {
+                // The same content was committed while this one was being embedded.
+                self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
+                let chunks = p.texts.len() as u64;
+                out.push((
+                    slot,
+                    DocumentOutcome { doc_id: p.doc_id, path: p.path, status: DocumentStatus::Unchanged, chunks },
+                ));
+                continue;
+            }
+            let header = DocumentHeader {
+                path: p.path.clone(),
+                fingerprint: p.fingerprint.clone(),
+                chunks: p.texts.len() as u32,
+                created_at: crate::auth::unix_now(),
+                key_version: crate::store::document::KEY_VERSION,
+                version: crate::store::document::new_version(
+                    previous.as_ref().map(|e| e.version).max(coll.tombstone(&p.doc_id)),
+                ),
+            };
+            to_write.push((slot, p, header, previous.is_some()));
         }
-        let header = DocumentHeader {
-            path: doc.path.clone(),
-            fingerprint: fingerprint.clone(),
-            chunks: texts.len() as u32,
-            created_at: crate::auth::unix_now(),
-            key_version: crate::store::document::KEY_VERSION,
-            version: crate::store::document::new_version(
-                previous.as_ref().map(|p| p.version).max(coll.tombstone(&doc_id)),
-            ),
-        };
-        let (store, id) = (coll.store.clone(), doc_id.clone());
-        let (texts, vectors) = (Arc::new(texts), Arc::new(vectors));
-        let (t2, v2) = (Arc::clone(&texts), Arc::clone(&vectors));
-        let h2 = header.clone();
-        let (locations, bytes) = tokio::task::spawn_blocking(move || {
-            let chunks: Vec<NewChunk<'_>> =
-                t2.iter().zip(v2.iter()).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
-            let locations = store.write_document(&id, &h2, &chunks)?;
-            let path = store.document_path(&id);
-            let bytes = std::fs::metadata(&path).map_err(crate::store::io_err("cannot stat", &path))?.len();
-            Ok::<_, crate::store::StoreError>((locations, bytes))
+        if to_write.is_empty() {
+            return Ok(out);
+        }
+        let coll2 = Arc::clone(coll);
+        let (to_write, replaced) = tokio::task::spawn_blocking(move || {
+            let mut staged: Vec<StagedDocument> = Vec::with_capacity(to_write.len());
+            for (_, p, header, _) in &to_write {
+                let chunks: Vec<NewChunk<'_>> =
+                    p.texts.iter().zip(&p.vectors).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
+                match coll2.store.stage_document(&p.doc_id, header, &chunks) {
+                    Ok(s) => staged.push(s),
+                    Err(e) => {
+                        coll2.store.discard_staged(&staged);
+                        return Err(e);
+                    }
+                }
+            }
+            // In place all together, with the maps, under `files`: readers see all or none.
+            let _files = coll2.files.write();
+            if let Err(e) = coll2.store.commit_staged(&staged) {
+                coll2.store.discard_staged(&staged);
+                return Err(e);
+            }
+            let mut replaced = Vec::new();
+            for ((_, p, header, _), s) in to_write.iter().zip(staged) {
+                let ids: Vec<_> = (0..p.texts.len() as u32).map(|i| coll2.point_id(&p.doc_id, i)).collect();
+                if let Some(prev) = coll2.install(&p.doc_id, header, s.staged.bytes, s.staged.locations, ids.clone()) {
+                    replaced.push((prev, ids));
+                }
+            }
+            Ok((to_write, replaced))
         })
         .await
         .map_err(internal)?
         .map_err(internal)?;
-
-        // Committed. Now the index and the in-memory maps follow.
-        coll.index_document(&doc_id, &header, bytes, locations.into_iter().zip(vectors.iter().cloned()).collect())?;
-        self.metrics.ingested_documents.fetch_add(1, Ordering::Relaxed);
-        self.metrics.ingested_chunks.fetch_add(texts.len() as u64, Ordering::Relaxed);
-        tracing::info!(collection = %coll.meta.name, doc_id, chunks = texts.len(), replaced = previous.is_some(), "document committed");
-        Ok(DocumentOutcome {
-            doc_id,
-            path: doc.path,
-            status: if previous.is_some() { DocumentStatus::Replaced } else { DocumentStatus::Created },
-            chunks: texts.len() as u64,
-        })
+        // The files and maps are committed; the index follows.
+        for (slot, p, _, was_there) in to_write {
+            let chunks = p.texts.len();
+            coll.upsert_points(&p.doc_id, p.vectors)?;
+            self.metrics.ingested_documents.fetch_add(1, Ordering::Relaxed);
+            self.metrics.ingested_chunks.fetch_add(chunks as u64, Ordering::Relaxed);
+            tracing::info!(collection = %coll.meta.name, doc_id = %p.doc_id, chunks, replaced = was_there, "document committed");
+            let status = if was_there { DocumentStatus::Replaced } else { DocumentStatus::Created };
+            out.push((slot, DocumentOutcome { doc_id: p.doc_id, path: p.path, status, chunks: chunks as u64 }));
+        }
+        for (prev, ids) in replaced {
+            coll.drop_stale_points(&prev, &ids)?;
+        }
+        Ok(out)
     }
 
     /// Deletes a document by id or by path.
@@ -136,7 +280,8 @@ impl Node {
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
         let doc_id = match (doc_id, path) {
-            (Some(id), None) => id.to_string(),
+            (Some(id), None) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => id.to_ascii_lowercase(),
+            (Some(_), None) => return Err(NodeError::BadRequest("doc_id is 32 hex characters".into())),
             (None, Some(p)) => coll.store.document_id(p),
             _ => return Err(NodeError::BadRequest("give exactly one of doc_id and path".into())),
         };
@@ -171,18 +316,19 @@ impl Node {
     }
 }
 
-/// Upload paths name documents: relative, no `..`, no control characters, at most 1024 bytes.
-fn validate_path(path: &str) -> Result<(), NodeError> {
-    let bad = |why: &str| Err(NodeError::BadRequest(format!("invalid document path {path:?}: {why}")));
-    if path.is_empty() || path.len() > 1024 {
-        return bad("must be 1 to 1024 bytes");
+/// The reason part of an extractor refusal, for logs (never the file's path: it is the owner's).
+fn limit_reason(e: &ExtractError) -> String {
+    match e {
+        ExtractError::Limit { limit, .. } => limit.clone(),
+        ExtractError::TooMuchText { limit, .. } => format!("more than {limit} bytes of text"),
+        other => other.to_string(),
     }
-    if path.chars().any(char::is_control) {
-        return bad("contains control characters");
-    }
-    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
-        return bad("must be relative and must not contain '..'");
-    }
+}
+
+/// Upload paths name documents (see [`extract::validate_document_path`]) and must have a
+/// supported extension.
+fn check_upload_path(path: &str) -> Result<(), NodeError> {
+    extract::validate_document_path(path)?;
     if !extract::is_supported(path) {
         return Err(NodeError::BadRequest(format!(
             "{path}: unsupported file type; PRAG reads .txt, .md, .html, .htm, .pdf and .jsonl"

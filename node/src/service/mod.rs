@@ -52,6 +52,41 @@ pub struct NodeConfig {
     pub p2p: Option<crate::p2p::P2pConfig>,
     /// Shards, replicas and transfers (with `p2p`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// What one caller, and everyone together, may hold of the node.
+    pub limits: LimitsConfig,
+    /// The `prag` binary to run `prag internal-janitor` with, which removes the embedded index's
+    /// plain files if this process dies without doing so (SIGKILL, abort). None: no janitor.
+    pub janitor_exe: Option<PathBuf>,
+}
+
+/// Bounds on what callers may hold of the node.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Collections one key may own on this node.
+    pub max_collections_per_key: usize,
+    /// Bytes of request bodies one key may have in flight.
+    pub inflight_bytes_per_key: u64,
+    /// Bytes of request bodies all callers together may have in flight.
+    pub inflight_bytes: u64,
+    /// Bytes of bodies of unsigned routes (ledger) in flight, all together.
+    pub public_inflight_bytes: u64,
+    /// Recent request nonces remembered (replay protection); when full, requests wait.
+    pub nonce_capacity: usize,
+    /// Document extraction's sandbox; None: this binary, 1 GiB, 30 s, one child per two cores.
+    pub extract: Option<crate::extract::SandboxConfig>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_collections_per_key: 16,
+            inflight_bytes_per_key: 256 << 20,
+            inflight_bytes: 1 << 30,
+            public_inflight_bytes: 64 << 20,
+            nonce_capacity: crate::auth::DEFAULT_CAPACITY,
+            extract: None,
+        }
+    }
 }
 
 /// Who may retrieve, and who may watch.
@@ -68,6 +103,9 @@ pub struct AccessConfig {
     pub operators: Vec<String>,
     /// PCCS (or Intel PCS) URL for TDX collateral that reports do not carry.
     pub pccs_url: Option<String>,
+    /// This node's own attestation report (binding its storage key), served to clients of the
+    /// owner's channel. None: from the TEE (configfs-tsm), or a development report in `dev` mode.
+    pub self_report: Option<PathBuf>,
 }
 
 impl Default for AccessConfig {
@@ -78,6 +116,7 @@ impl Default for AccessConfig {
             max_liveliness_age_secs: 900,
             operators: Vec::new(),
             pccs_url: None,
+            self_report: None,
         }
     }
 }
@@ -97,6 +136,18 @@ pub enum NodeError {
     BadRequest(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A per-key limit (collections, bytes in flight).
+    #[error("{0}")]
+    Quota(String),
+    /// A node-wide limit: try again later.
+    #[error("{0}")]
+    Busy(String),
+    /// The client was too slow.
+    #[error("{0}")]
+    Timeout(String),
+    /// A request on the owner's channel that does not open.
+    #[error("{0}")]
+    BadChannel(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -104,18 +155,44 @@ pub enum NodeError {
 impl NodeError {
     /// A stable machine-readable code for the error body and refusal metrics.
     pub fn code(&self) -> &'static str {
+        use prag_proto::auth::AuthError as A;
         match self {
-            NodeError::Unauthorized(prag_proto::auth::AuthError::Missing(_)) => "unsigned",
-            NodeError::Unauthorized(prag_proto::auth::AuthError::Malformed(_)) => "malformed_signature",
-            NodeError::Unauthorized(prag_proto::auth::AuthError::Stale { .. }) => "stale",
-            NodeError::Unauthorized(prag_proto::auth::AuthError::Replayed) => "replayed",
-            NodeError::Unauthorized(prag_proto::auth::AuthError::BadSignature) => "bad_signature",
+            NodeError::Unauthorized(A::Missing(_)) => "unsigned",
+            NodeError::Unauthorized(A::Malformed(_)) => "malformed_signature",
+            NodeError::Unauthorized(A::Stale { .. } | A::BeforeStart) => "stale",
+            NodeError::Unauthorized(A::Replayed) => "replayed",
+            NodeError::Unauthorized(A::BadSignature) => "bad_signature",
+            NodeError::Unauthorized(A::BodyMismatch) => "body_mismatch",
+            NodeError::Unauthorized(A::WrongAudience) => "wrong_audience",
+            NodeError::Unauthorized(A::Busy) => "busy",
             NodeError::Forbidden(_) => "forbidden",
             NodeError::NotFound(_) => "not_found",
             NodeError::Conflict(_) => "conflict",
             NodeError::BadRequest(_) => "bad_request",
             NodeError::TooLarge(_) => "too_large",
+            NodeError::Quota(_) => "quota",
+            NodeError::Busy(_) => "busy",
+            NodeError::Timeout(_) => "timeout",
+            NodeError::BadChannel(_) => "bad_channel",
             NodeError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn http_status(&self) -> u16 {
+        use prag_proto::auth::AuthError as A;
+        match self {
+            NodeError::Unauthorized(A::Busy) => 503,
+            NodeError::Unauthorized(_) => 401,
+            NodeError::Forbidden(_) => 403,
+            NodeError::NotFound(_) => 404,
+            NodeError::Conflict(_) => 409,
+            NodeError::BadRequest(_) | NodeError::BadChannel(_) => 400,
+            NodeError::TooLarge(_) => 413,
+            NodeError::Quota(_) => 429,
+            NodeError::Busy(_) => 503,
+            NodeError::Timeout(_) => 408,
+            NodeError::Internal(_) => 500,
         }
     }
 }
@@ -157,6 +234,11 @@ pub struct Collection {
     pub(crate) state: RwLock<CollectionState>,
     /// Serialises commits (file write + index update) within the collection.
     pub(crate) commit: tokio::sync::Mutex<()>,
+    /// Held for reading while a chunk's location is looked up and its text read; held for writing
+    /// while a document file is put in place or removed together with the maps that point into
+    /// it. So a reader never reads one version's offsets in another version's file (which would
+    /// look like tampering), nor a file that is gone.
+    pub(crate) files: RwLock<()>,
     /// Subscribers (hex public keys) whose workers may query; written through to the store.
     pub(crate) grants: parking_lot::Mutex<std::collections::BTreeSet<String>>,
     /// The metadata that changes after creation (grants version, tombstones), with `meta`'s
@@ -173,6 +255,7 @@ impl Collection {
             index,
             state: RwLock::new(CollectionState::default()),
             commit: tokio::sync::Mutex::new(()),
+            files: RwLock::new(()),
             grants: Default::default(),
         }
     }
@@ -184,26 +267,27 @@ impl Collection {
         u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
     }
 
-    /// Puts a committed document's chunks (text location and vector, in chunk order) in the index
-    /// and the maps, replacing the version there. Returns the replaced entry. Callers hold the
-    /// commit lock.
-    pub(crate) fn index_document(
+    /// Puts a document's vectors (in chunk order) in the index, before its file is in place: a
+    /// search that meets them finds no chunk yet (or the previous version's, whose file is still
+    /// there), never a wrong one. Returns their point ids.
+    pub(crate) fn upsert_points(&self, doc_id: &str, vectors: Vec<Vec<f32>>) -> Result<Vec<PointId>, NodeError> {
+        let point_ids: Vec<PointId> = (0..vectors.len() as u32).map(|i| self.point_id(doc_id, i)).collect();
+        self.index.upsert(point_ids.iter().copied().zip(vectors).collect()).map_err(internal)?;
+        Ok(point_ids)
+    }
+
+    /// Points the maps at a document whose file is now in place. Callers hold `files` for
+    /// writing (and the commit lock). Returns the entry it replaced.
+    pub(crate) fn install(
         &self,
         doc_id: &str,
         header: &crate::store::DocumentHeader,
         bytes: u64,
-        chunks: Vec<(ChunkLocation, Vec<f32>)>,
-    ) -> Result<Option<DocEntry>, NodeError> {
-        let point_ids: Vec<PointId> = (0..chunks.len() as u32).map(|i| self.point_id(doc_id, i)).collect();
-        let (locations, vectors): (Vec<ChunkLocation>, Vec<Vec<f32>>) = chunks.into_iter().unzip();
-        self.index.upsert(point_ids.iter().copied().zip(vectors).collect()).map_err(internal)?;
-        let previous = self.state.read().docs.get(doc_id).cloned();
-        if let Some(prev) = &previous {
-            let keep: std::collections::HashSet<PointId> = point_ids.iter().copied().collect();
-            let stale: Vec<PointId> = prev.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
-            self.index.delete(&stale).map_err(internal)?;
-        }
+        locations: Vec<ChunkLocation>,
+        point_ids: Vec<PointId>,
+    ) -> Option<DocEntry> {
         let mut state = self.state.write();
+        let previous = state.docs.get(doc_id).cloned();
         if let Some(prev) = &previous {
             for id in &prev.point_ids {
                 state.points.remove(id);
@@ -220,20 +304,34 @@ impl Collection {
             bytes,
         };
         state.docs.insert(doc_id.to_string(), entry);
-        Ok(previous)
+        previous
     }
 
-    /// Deletes a document held here: its file, its points, its entry. Callers hold the commit
-    /// lock.
-    pub(crate) async fn remove_document(&self, doc_id: &str, entry: &DocEntry) -> Result<(), NodeError> {
-        let (store, id) = (self.store.clone(), doc_id.to_string());
-        tokio::task::spawn_blocking(move || store.delete_document(&id)).await.map_err(internal)?.map_err(internal)?;
+    /// Removes from the index the points of a replaced version that the new one does not have.
+    pub(crate) fn drop_stale_points(&self, previous: &DocEntry, current: &[PointId]) -> Result<(), NodeError> {
+        let keep: std::collections::HashSet<PointId> = current.iter().copied().collect();
+        let stale: Vec<PointId> = previous.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
+        self.index.delete(&stale).map_err(internal)
+    }
+
+    /// Deletes a document held here: its file and its entry (together, under `files`), then its
+    /// points. Callers hold the commit lock.
+    pub(crate) async fn remove_document(self: &Arc<Self>, doc_id: &str, entry: &DocEntry) -> Result<(), NodeError> {
+        let (coll, id, points) = (Arc::clone(self), doc_id.to_string(), entry.point_ids.clone());
+        tokio::task::spawn_blocking(move || {
+            let _files = coll.files.write();
+            coll.store.delete_document(&id)?;
+            let mut state = coll.state.write();
+            for p in &points {
+                state.points.remove(p);
+            }
+            state.docs.remove(&id);
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
         self.index.delete(&entry.point_ids).map_err(internal)?;
-        let mut state = self.state.write();
-        for id in &entry.point_ids {
-            state.points.remove(id);
-        }
-        state.docs.remove(doc_id);
         Ok(())
     }
 
@@ -281,6 +379,21 @@ pub struct Node {
     pub(crate) p2p: Option<crate::p2p::P2pHandle>,
     /// The storage network (with `p2p`).
     pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Runs HTML and PDF parsers in child processes with limits.
+    pub(crate) sandbox: crate::extract::Sandbox,
+    /// Which collection directory owns each name, on disk.
+    pub(crate) claims: crate::store::NameClaims,
+    /// Names being created right now, with their would-be owner (None: adopted from a peer).
+    pub(crate) creating: parking_lot::Mutex<HashMap<String, Option<String>>>,
+    /// The owner's channel: this node's HPKE key and the card that vouches for it.
+    pub(crate) channel_keys: crate::channel::ChannelKeys,
+    pub(crate) attestation_card: Option<prag_proto::api::NodeAttestation>,
+    /// Bytes of authenticated request bodies in flight, per key and in all.
+    pub(crate) inflight: Arc<crate::limits::InflightBudget>,
+    /// Bytes of unsigned request bodies in flight.
+    pub(crate) public_inflight: Arc<crate::limits::InflightBudget>,
+    /// Keeps the janitor process alive (its stdin is this end of a pipe).
+    pub(crate) _janitor: Option<tokio::process::Child>,
 }
 
 impl Node {
@@ -302,6 +415,23 @@ impl Node {
 
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    pub fn channel_keys(&self) -> &crate::channel::ChannelKeys {
+        &self.channel_keys
+    }
+
+    /// What `GET /v1/attestation` serves; None when the node has no report for its channel key.
+    pub fn attestation(&self) -> Option<&prag_proto::api::NodeAttestation> {
+        self.attestation_card.as_ref()
+    }
+
+    pub fn inflight(&self) -> &Arc<crate::limits::InflightBudget> {
+        &self.inflight
+    }
+
+    pub fn public_inflight(&self) -> &Arc<crate::limits::InflightBudget> {
+        &self.public_inflight
     }
 
     /// A collection by its id.

@@ -12,13 +12,15 @@ use prag_embedder::Embedder;
 use super::{ChunkRef, Collection, CollectionState, DocEntry, Node, NodeConfig, NodeError, internal};
 use crate::access::attestation::{AttestationGate, AttestationMode};
 use crate::access::audit::AuditLog;
+use crate::channel::ChannelKeys;
 use crate::crypto::{KeyContext, MasterKey, Purpose};
 use crate::index::IndexBackend;
 use crate::index::edge::EdgeBackend;
 use crate::index::remote::RemoteBackend;
+use crate::limits::InflightBudget;
 use crate::metrics::Metrics;
 use crate::store::collection::list_dirs;
-use crate::store::{CollectionMeta, CollectionStore, DocumentHeader};
+use crate::store::{Claim, CollectionMeta, CollectionStore, DocumentHeader};
 
 /// Which vector engine holds the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,8 @@ impl Node {
         admin_key: Option<&k256::ecdsa::SigningKey>,
         qdrant_api_key: Option<&str>,
     ) -> Result<Arc<Node>, NodeError> {
+        // Requests signed before this moment are refused: the memory of nonces starts empty.
+        let started_unix = crate::auth::unix_now();
         let data = config.data_dir.clone();
         std::fs::create_dir_all(data.join("collections"))
             .map_err(|e| internal(format!("cannot create data directory {}: {e}", data.display())))?;
@@ -78,13 +82,18 @@ impl Node {
         if created {
             tracing::info!(data = %data.display(), "created a new node: master key written (0600)");
         }
+        let mut janitor = None;
         let index: Arc<dyn IndexBackend> = match &config.index {
             IndexChoice::Embedded { dir } => {
                 let dir = match dir {
                     Some(d) => d.clone(),
                     None => default_index_dir(&data)?,
                 };
-                Arc::new(EdgeBackend::new(&dir).map_err(internal)?)
+                let backend = EdgeBackend::new(&dir).map_err(internal)?;
+                if let Some(exe) = &config.janitor_exe {
+                    janitor = start_janitor(exe, &dir);
+                }
+                Arc::new(backend)
             }
             IndexChoice::Remote { url } => {
                 Arc::new(RemoteBackend::connect(url, qdrant_api_key).await.map_err(internal)?)
@@ -101,7 +110,7 @@ impl Node {
         if gate.mode() == AttestationMode::Dev {
             tracing::warn!(
                 "ATTESTATION DEVELOPMENT MODE: this node accepts development reports, which prove nothing about the \
-                 worker's hardware. Never use it with real data."
+                 worker's hardware, and presents one itself. Never use it with real data."
             );
         }
         let audit = AuditLog::open(&master, &data);
@@ -118,6 +127,28 @@ impl Node {
         };
         let node_id =
             hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
+        let storage = crate::cluster::StorageIdentity::derive(&master).map_err(internal)?;
+        let channel_keys = ChannelKeys::derive(&master);
+        let attestation_card = own_report(&config, &storage)
+            .await?
+            .map(|report| crate::channel::sign_card(storage.signing_key(), &node_id, &channel_keys, report));
+        if attestation_card.is_none() {
+            tracing::error!(
+                "NO ATTESTATION REPORT for this node's channel key: it is not a TDX or SEV-SNP guest and got no \
+                 --self-report, so data owners' clients will refuse to send it anything. Run it in a confidential \
+                 VM, pass --self-report FILE (from `prag attest self --storage-data DIR`), or use --attestation dev \
+                 for development."
+            );
+        }
+        let claims = crate::store::NameClaims::open(&master, &data.join("collections")).map_err(internal)?;
+        claims.clean();
+        let limits = config.limits.clone();
+        let sandbox = crate::extract::Sandbox::new(
+            limits
+                .extract
+                .clone()
+                .unwrap_or_else(|| crate::extract::SandboxConfig::for_current_exe(config.max_file_bytes)),
+        );
         let (optimize_tx, optimize_rx) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
@@ -126,7 +157,7 @@ impl Node {
             index,
             collections: RwLock::new(HashMap::new()),
             metrics: Metrics::default(),
-            nonces: Default::default(),
+            nonces: crate::auth::NonceCache::new(limits.nonce_capacity, started_unix),
             started: Instant::now(),
             optimize_tx,
             ledger,
@@ -136,6 +167,14 @@ impl Node {
             node_id,
             p2p,
             cluster,
+            sandbox,
+            claims,
+            creating: Default::default(),
+            channel_keys,
+            attestation_card,
+            inflight: InflightBudget::new(limits.inflight_bytes_per_key, limits.inflight_bytes),
+            public_inflight: InflightBudget::new(limits.public_inflight_bytes, limits.public_inflight_bytes),
+            _janitor: janitor,
         });
         node.load_collections().await?;
         node.log_worker_verdicts("at start");
@@ -148,21 +187,26 @@ impl Node {
         Ok(node)
     }
 
+    /// Opens every collection directory; the name claims decide which directory owns a name
+    /// (see `store::names`), so a directory that lost a creation race never takes a name over.
     async fn load_collections(self: &Arc<Self>) -> Result<(), NodeError> {
         let root = self.config.data_dir.join("collections");
         let dirs = list_dirs(&root).map_err(internal)?;
         let started = Instant::now();
+        let node = Arc::clone(self);
+        let winners =
+            tokio::task::spawn_blocking(move || node.choose_collection_dirs(dirs)).await.map_err(internal)??;
         let mut total_docs = 0usize;
         let mut total_chunks = 0usize;
-        for dir in dirs {
+        for (store, meta) in winners {
             let node = Arc::clone(self);
-            let loaded = tokio::task::spawn_blocking(move || node.load_collection(&dir)).await.map_err(internal)??;
-            if let Some((collection, docs, chunks)) = loaded {
-                total_docs += docs;
-                total_chunks += chunks;
-                let _ = self.optimize_tx.send(Arc::clone(&collection));
-                self.collections.write().insert(collection.meta.name.clone(), collection);
-            }
+            let loaded =
+                tokio::task::spawn_blocking(move || node.load_collection(store, meta)).await.map_err(internal)??;
+            let (collection, docs, chunks) = loaded;
+            total_docs += docs;
+            total_chunks += chunks;
+            let _ = self.optimize_tx.send(Arc::clone(&collection));
+            self.collections.write().insert(collection.meta.name.clone(), collection);
         }
         tracing::info!(
             collections = self.collections.read().len(),
@@ -174,15 +218,79 @@ impl Node {
         Ok(())
     }
 
-    /// Loads one collection; a damaged collection is reported and skipped, never fatal.
-    fn load_collection(&self, dir: &std::path::Path) -> Result<Option<(Arc<Collection>, usize, usize)>, NodeError> {
-        let (store, meta) = match CollectionStore::open(&self.master, dir) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot open collection; skipping it");
-                return Ok(None);
+    /// Opens each directory's metadata and keeps, per name, the directory the name's claim names.
+    /// Names without a claim (data written before claims existed) go to the directory holding the
+    /// most documents, then the oldest, then the lowest id — and are claimed for it. A losing
+    /// directory is left out (and removed when it holds no document).
+    fn choose_collection_dirs(
+        &self,
+        dirs: Vec<std::path::PathBuf>,
+    ) -> Result<Vec<(CollectionStore, CollectionMeta)>, NodeError> {
+        let mut by_name: std::collections::BTreeMap<String, Vec<(CollectionStore, CollectionMeta)>> =
+            Default::default();
+        for dir in dirs {
+            match CollectionStore::open(&self.master, &dir) {
+                Ok((store, meta)) => by_name.entry(meta.name.clone()).or_default().push((store, meta)),
+                Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot open collection; skipping it"),
             }
-        };
+        }
+        let mut winners = Vec::new();
+        for (name, mut candidates) in by_name {
+            let claimed = match self.claims.owner(&name) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "a collection name claim is damaged; that collection is not loaded");
+                    continue;
+                }
+            };
+            let winner_id = match claimed {
+                Some(id) => id,
+                None => {
+                    let docs = |s: &CollectionStore| s.document_ids().map(|d| d.len()).unwrap_or(0);
+                    candidates.sort_by(|(a, am), (b, bm)| {
+                        docs(b).cmp(&docs(a)).then(am.created_at.cmp(&bm.created_at)).then(a.id.cmp(&b.id))
+                    });
+                    let Some((first, _)) = candidates.first() else { continue };
+                    let id = first.id.clone();
+                    match self.claims.claim(&name, &id).map_err(internal)? {
+                        Claim::Won => {
+                            if candidates.len() > 1 {
+                                tracing::warn!(
+                                    directories = candidates.len(),
+                                    "several directories claimed one collection name (written before name claims existed); \
+                                     kept the one with the most documents"
+                                );
+                            }
+                            id
+                        }
+                        Claim::Taken(other) => other,
+                    }
+                }
+            };
+            for (store, meta) in candidates {
+                if store.id == winner_id {
+                    winners.push((store, meta));
+                } else if store.document_ids().map(|d| d.is_empty()).unwrap_or(false) {
+                    tracing::warn!(dir = %store.dir().display(), "removing an empty collection directory that lost its name");
+                    let _ = std::fs::remove_dir_all(store.dir());
+                } else {
+                    tracing::error!(
+                        dir = %store.dir().display(),
+                        "a collection directory holds documents under a name another directory owns; it is not loaded"
+                    );
+                }
+            }
+        }
+        Ok(winners)
+    }
+
+    /// Loads one collection's documents into the index; a damaged document is reported and
+    /// skipped, never fatal.
+    fn load_collection(
+        &self,
+        store: CollectionStore,
+        meta: CollectionMeta,
+    ) -> Result<(Arc<Collection>, usize, usize), NodeError> {
         let index = self.open_index(&store)?;
         let grants = match store.read_grants() {
             Ok(g) => g,
@@ -238,7 +346,80 @@ impl Node {
         }
         let docs = state.docs.len();
         *collection.state.write() = state;
-        Ok(Some((collection, docs, chunks)))
+        Ok((collection, docs, chunks))
+    }
+
+    /// Holds `name` for a creation under way: refused if the name exists or is being created, or
+    /// (with `owner`) if that key already owns as many collections as it may.
+    pub(crate) fn reserve_name(&self, name: &str, owner: Option<&str>) -> Result<NameReservation<'_>, NodeError> {
+        let all = self.collections.read();
+        let mut creating = self.creating.lock();
+        if all.contains_key(name) || creating.contains_key(name) {
+            return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
+        }
+        if let Some(owner) = owner {
+            let max = self.config.limits.max_collections_per_key;
+            let owned = all.values().filter(|c| c.meta.owner == owner).count()
+                + creating.values().filter(|o| o.as_deref() == Some(owner)).count();
+            if owned >= max {
+                return Err(NodeError::Quota(format!(
+                    "this key already owns {owned} collections on this node; at most {max} are allowed"
+                )));
+            }
+        }
+        creating.insert(name.to_string(), owner.map(str::to_string));
+        Ok(NameReservation { node: self, name: name.to_string() })
+    }
+
+    /// Creates the directory of a collection with id `cid` and key `key` (new, or first made on a
+    /// peer), claims its name on disk, opens its index and makes it visible. The caller holds a
+    /// [`NameReservation`] for `meta.name`.
+    pub(crate) async fn install_collection(
+        self: &Arc<Self>,
+        cid: String,
+        key: MasterKey,
+        meta: CollectionMeta,
+        grants: std::collections::BTreeSet<String>,
+    ) -> Result<Arc<Collection>, NodeError> {
+        let root = self.config.data_dir.join("collections");
+        let node = Arc::clone(self);
+        let m2 = meta.clone();
+        let g2 = grants.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            let store = CollectionStore::create_with(&node.master, &root, &cid, key, &m2).map_err(internal)?;
+            let claimed = store
+                .write_grants(&g2)
+                .map_err(internal)
+                .and_then(|_| node.claims.claim(&m2.name, &cid).map_err(internal));
+            match claimed {
+                Ok(Claim::Won) => Ok(store),
+                Ok(Claim::Taken(_)) => {
+                    let _ = std::fs::remove_dir_all(store.dir());
+                    Err(NodeError::Conflict(format!("collection {:?} already exists", m2.name)))
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(store.dir());
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(internal)??;
+        let index = {
+            let (node, s) = (Arc::clone(self), store.clone());
+            match tokio::task::spawn_blocking(move || node.open_index(&s)).await.map_err(internal)? {
+                Ok(i) => i,
+                Err(e) => {
+                    let _ = self.claims.release(&meta.name, &store.id);
+                    let _ = std::fs::remove_dir_all(store.dir());
+                    return Err(e);
+                }
+            }
+        };
+        let collection = Arc::new(Collection::new(store, meta, index));
+        *collection.grants.lock() = grants;
+        self.collections.write().insert(collection.meta.name.clone(), Arc::clone(&collection));
+        Ok(collection)
     }
 
     /// Creates a collection owned by `owner` (hex public key).
@@ -248,37 +429,123 @@ impl Node {
         owner: &k256::ecdsa::VerifyingKey,
     ) -> Result<(), NodeError> {
         validate_collection_name(name)?;
-        if self.collections.read().contains_key(name) {
-            return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
-        }
+        let owner_hex = prag_proto::account::public_key_hex(owner);
+        let _reservation = self.reserve_name(name, Some(&owner_hex))?;
         let meta = CollectionMeta {
             name: name.to_string(),
-            owner: prag_proto::account::public_key_hex(owner),
+            owner: owner_hex,
             created_at: crate::auth::unix_now(),
             shards: if self.cluster.is_some() { self.config.cluster.shards.max(1) } else { 1 },
             replicas: self.config.cluster.replicas.max(1),
             grants_version: 0,
             tombstones: Default::default(),
         };
-        let root = self.config.data_dir.join("collections");
-        let master = Arc::clone(&self.master);
-        let m2 = meta.clone();
-        let store = tokio::task::spawn_blocking(move || CollectionStore::create(&master, &root, &m2))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
-        let index = {
-            let (node, s) = (Arc::clone(self), store.clone());
-            tokio::task::spawn_blocking(move || node.open_index(&s)).await.map_err(internal)??
-        };
-        let collection = Arc::new(Collection::new(store, meta, index));
-        let mut all = self.collections.write();
-        if all.contains_key(name) {
-            return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
-        }
-        all.insert(name.to_string(), collection);
+        let cid = CollectionStore::new_id().map_err(internal)?;
+        let key = MasterKey::generate().map_err(internal)?;
+        self.install_collection(cid, key, meta, Default::default()).await?;
         tracing::info!(collection = name, "collection created");
         Ok(())
+    }
+}
+
+/// A name held while its collection is being created; released on drop.
+pub(crate) struct NameReservation<'a> {
+    node: &'a Node,
+    name: String,
+}
+
+impl Drop for NameReservation<'_> {
+    fn drop(&mut self) {
+        self.node.creating.lock().remove(&self.name);
+    }
+}
+
+/// The report this node presents for its channel key: `--self-report`, or a development report
+/// in `dev` mode, or one from the TEE (configfs-tsm). None when there is none to be had.
+async fn own_report(
+    config: &NodeConfig,
+    identity: &crate::cluster::StorageIdentity,
+) -> Result<Option<String>, NodeError> {
+    use crate::attest::{AttestationReport, binding_for, check_binding};
+    let key = k256::ecdsa::VerifyingKey::from(identity.signing_key());
+    let dev = config.access.attestation == AttestationMode::Dev;
+    if let Some(path) = &config.access.self_report {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::BadRequest(format!("--self-report {}: {e}", path.display())))?;
+        let report = AttestationReport::parse(&text)
+            .map_err(|e| NodeError::BadRequest(format!("--self-report {}: {e}", path.display())))?;
+        if matches!(report, AttestationReport::Dev { .. }) && !dev {
+            return Err(NodeError::BadRequest(format!(
+                "--self-report {} is a development report; only a node in --attestation dev may present one",
+                path.display()
+            )));
+        }
+        match report.verify(crate::auth::unix_now()) {
+            Ok(v) => check_binding(&v, &key).map_err(|_| {
+                NodeError::BadRequest(format!(
+                    "--self-report {} does not bind this node's storage key {} (made for another data directory?)",
+                    path.display(),
+                    identity.signing_key_hex()
+                ))
+            })?,
+            Err(e) => {
+                tracing::warn!(error = %e, "this node's own report does not verify here; clients will check it themselves")
+            }
+        }
+        return Ok(Some(text));
+    }
+    if dev {
+        let report = serde_json::json!({
+            "kind": "dev", "notice": crate::attest::DEV_NOTICE, "signing_key": identity.signing_key_hex(),
+        });
+        return Ok(Some(report.to_string()));
+    }
+    let binding = binding_for(&key);
+    let root = std::path::Path::new(crate::attest::tsm::TSM_ROOT);
+    let mut report = match tokio::task::spawn_blocking(move || crate::attest::tsm::self_report(root, &binding))
+        .await
+        .map_err(internal)?
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot produce this machine's attestation report");
+            return Ok(None);
+        }
+    };
+    if let (Some(url), Some(Ok(quote))) = (config.access.pccs_url.as_deref(), report.tdx_quote_needing_collateral()) {
+        match crate::attest::fetch_collateral(url, &quote).await {
+            Ok(c) => {
+                if let AttestationReport::Tdx { collateral, .. } = &mut report {
+                    *collateral = Some(c);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot fetch TDX collateral for this node's own report"),
+        }
+    }
+    serde_json::to_string(&report).map(Some).map_err(internal)
+}
+
+/// Starts `prag internal-janitor`, which removes `dir` when this process's end of its stdin pipe
+/// closes — that is, when this process exits in any way, SIGKILL and abort included.
+fn start_janitor(exe: &std::path::Path, dir: &std::path::Path) -> Option<tokio::process::Child> {
+    use std::process::Stdio;
+    let child = tokio::process::Command::new(exe)
+        .arg("internal-janitor")
+        .arg("--dir")
+        .arg(dir)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C meant for the node must not end it first.
+        .process_group(0)
+        .spawn();
+    match child {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the index janitor; after a crash the index files stay until the next start");
+            None
+        }
     }
 }
 
@@ -290,22 +557,25 @@ impl Node {
     }
 }
 
-/// Collection names: 1–64 characters of letters, digits, `-`, `_`, `.`.
+/// Collection names: 1–64 characters of letters, digits, `-`, `_`, `.`, not starting with `.`
+/// (no `.`, `..` or hidden names).
 pub fn validate_collection_name(name: &str) -> Result<(), NodeError> {
     let ok = !name.is_empty()
         && name.len() <= 64
+        && !name.starts_with('.')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
         Err(NodeError::BadRequest(format!(
-            "invalid collection name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            "invalid collection name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
         )))
     }
 }
 
-/// The embedded index's directory: memory-backed (`/dev/shm`), named after the data directory so
-/// a restarted node wipes what a killed one left.
+/// The embedded index's directory: memory-backed (`/dev/shm`), named after the data directory and
+/// this process, so a restarted node wipes what a killed one left (and the killed one's janitor
+/// never touches the new one's).
 fn default_index_dir(data: &std::path::Path) -> Result<PathBuf, NodeError> {
     let shm = std::path::Path::new("/dev/shm");
     if !shm.is_dir() {
@@ -317,5 +587,15 @@ fn default_index_dir(data: &std::path::Path) -> Result<PathBuf, NodeError> {
     }
     let canonical = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
     let tag = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(canonical.as_os_str().as_encoded_bytes())[..8]);
-    Ok(shm.join(format!("prag-index-{tag}")))
+    let prefix = format!("prag-index-{tag}");
+    if let Ok(entries) = std::fs::read_dir(shm) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == prefix || name.starts_with(&format!("{prefix}-")) {
+                tracing::info!(dir = %e.path().display(), "removing the index files a previous run left");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(shm.join(format!("{prefix}-{}", std::process::id())))
 }

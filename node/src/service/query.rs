@@ -51,9 +51,10 @@ impl Node {
         check_question(&text, k)?;
         let vector = self.embedder.embed(vec![text]).await.map_err(internal)?.pop().unwrap_or_default();
         let found = self.search_collection(coll, vector, k, exact).await?;
-        if !found.unreadable.is_empty() {
-            self.metrics.integrity_errors.fetch_add(found.unreadable.len() as u64, Ordering::Relaxed);
-            for u in &found.unreadable {
+        let altered = found.unreadable.iter().filter(|u| u.error.starts_with(crate::store::INTEGRITY_MESSAGE)).count();
+        if altered > 0 {
+            self.metrics.integrity_errors.fetch_add(altered as u64, Ordering::Relaxed);
+            for u in found.unreadable.iter().filter(|u| u.error.starts_with(crate::store::INTEGRITY_MESSAGE)) {
                 tracing::error!(collection = %coll.meta.name, doc_id = %u.doc_id, chunk = u.chunk, "stored chunk failed its integrity check");
             }
         }

@@ -307,12 +307,26 @@ impl Node {
             return Ok(false);
         }
         let (store, d, p) = (c.store.clone(), doc.to_string(), part.to_path_buf());
-        let loaded = tokio::task::spawn_blocking(move || store.commit_replica(&d, &p, version))
+        let loaded = tokio::task::spawn_blocking(move || store.verify_replica(&d, &p, version))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("received file refused: {e}"))?;
         let chunks = loaded.chunks.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
-        c.index_document(doc, &loaded.header, loaded.bytes, chunks).map_err(|e| e.to_string())?;
+        let (locations, vectors): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
+        let points = c.upsert_points(doc, vectors).map_err(|e| e.to_string())?;
+        let (coll, d, p, header, bytes, ids) =
+            (Arc::clone(c), doc.to_string(), part.to_path_buf(), loaded.header, loaded.bytes, points.clone());
+        let previous = tokio::task::spawn_blocking(move || {
+            let _files = coll.files.write();
+            coll.store.place_replica(&d, &p)?;
+            Ok::<_, crate::store::StoreError>(coll.install(&d, &header, bytes, locations, ids))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot put the received file in place: {e}"))?;
+        if let Some(prev) = previous {
+            c.drop_stale_points(&prev, &points).map_err(|e| e.to_string())?;
+        }
         Ok(true)
     }
 

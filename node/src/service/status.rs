@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use prag_proto::api::{API_VERSION, CollectionInfo, EmbedderStatus, NodeStatus};
+use prag_proto::api::{API_VERSION, CollectionInfo, EmbedderStatus, NodeStatus, PublicStatus};
 
 use super::Node;
 
@@ -72,6 +72,20 @@ impl Node {
         Ok(docs)
     }
 
+    /// What anyone may know: that the node is up, its id, and whether it can be talked to.
+    pub fn public_status(&self) -> PublicStatus {
+        PublicStatus {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            api_version: API_VERSION,
+            uptime_secs: self.started.elapsed().as_secs(),
+            node_id: self.node_id.clone(),
+            attestation_mode: self.gate.mode().as_str().to_string(),
+            attested: self.attestation_card.is_some(),
+        }
+    }
+
+    /// Everything, for operators.
     pub fn status(&self) -> NodeStatus {
         let info = self.embedder.info();
         let stats = self.embedder.stats();
@@ -93,6 +107,7 @@ impl Node {
                 batches: stats.batches,
                 queue_depth: stats.queue_depth,
                 busy_seconds: stats.busy_seconds,
+                cancelled_texts: stats.cancelled_texts,
             },
             documents: collections.iter().map(|c| c.documents).sum(),
             chunks: collections.iter().map(|c| c.chunks).sum(),
@@ -127,6 +142,11 @@ impl Node {
             ("prag_embedder_texts", "Texts embedded since start.", e.texts as f64),
             ("prag_embedder_texts_per_busy_second", "Embedder throughput while busy.", rate),
             ("prag_embedder_queue_depth", "Embedding requests waiting.", e.queue_depth as f64),
+            (
+                "prag_embedder_cancelled_texts",
+                "Texts dropped because their request went away.",
+                e.cancelled_texts as f64,
+            ),
             ("prag_disk_bytes", "Bytes under the data directory.", status.disk_bytes as f64),
         ]);
         if let Some(cluster) = self.cluster.as_ref() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::document::{self, ChunkLocation, DocumentHeader, LoadedDocument, NewChunk};
+use super::document::{self, ChunkLocation, DocumentHeader, LoadedDocument, NewChunk, Staged};
 use super::{StoreError, io_err, sync_dir};
 use crate::crypto::{KeyContext, MasterKey, Purpose, write_private_file};
 
@@ -61,11 +61,16 @@ impl CollectionStore {
 
     /// Creates a new collection directory with a random id and a random collection key.
     pub fn create(master: &MasterKey, root: &Path, meta: &CollectionMeta) -> Result<Self, StoreError> {
+        let key = MasterKey::generate()?;
+        Self::create_with(master, root, &Self::new_id()?, key, meta)
+    }
+
+    /// A fresh random collection id.
+    pub fn new_id() -> Result<String, StoreError> {
         let mut raw = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
             .map_err(|_| crate::crypto::CryptoError::Random)?;
-        let key = MasterKey::generate()?;
-        Self::create_with(master, root, &hex::encode(raw), key, meta)
+        Ok(hex::encode(raw))
     }
 
     /// Creates the local directory of a collection first made elsewhere: same id, same key.
@@ -117,16 +122,20 @@ impl CollectionStore {
             .map_err(|_| StoreError::Integrity { what: format!("collection metadata {}", meta_path.display()) })?;
         let meta: CollectionMeta = serde_json::from_slice(&json)
             .map_err(|e| StoreError::Damaged { path: meta_path.display().to_string(), reason: e.to_string() })?;
+        std::fs::create_dir_all(dir.join("docs")).map_err(io_err("cannot create", dir))?;
+        let store = CollectionStore { id, dir: dir.to_path_buf(), key: Arc::new(key), shareable };
         let tmp = dir.join("tmp");
         if tmp.is_dir() {
+            // A batch whose commit record was written is finished; anything else in tmp/ was never
+            // committed and goes.
+            store.roll_forward_batches()?;
             for entry in std::fs::read_dir(&tmp).map_err(io_err("cannot list", &tmp))?.flatten() {
                 let _ = std::fs::remove_file(entry.path());
             }
         } else {
             std::fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
         }
-        std::fs::create_dir_all(dir.join("docs")).map_err(io_err("cannot create", dir))?;
-        Ok((CollectionStore { id, dir: dir.to_path_buf(), key: Arc::new(key), shareable }, meta))
+        Ok((store, meta))
     }
 
     /// The collection's key: the root of its data keys.
@@ -227,6 +236,91 @@ impl CollectionStore {
         document::write(&self.key, &self.id, doc_id, header, chunks, &self.dir.join("tmp"), &self.document_path(doc_id))
     }
 
+    /// Writes a document's file under `tmp/` and syncs it; [`commit_staged`](Self::commit_staged)
+    /// puts it in place.
+    pub fn stage_document(
+        &self,
+        doc_id: &str,
+        header: &DocumentHeader,
+        chunks: &[NewChunk<'_>],
+    ) -> Result<StagedDocument, StoreError> {
+        let tmp = self.dir.join("tmp").join(format!("{doc_id}.{}.stage", random_tag()?));
+        let staged = document::stage(&self.key, &self.id, doc_id, header, chunks, &tmp)?;
+        Ok(StagedDocument { doc_id: doc_id.to_string(), staged })
+    }
+
+    /// Puts staged documents in place, all or none across a crash: with more than one, a commit
+    /// record naming them is written (synced and renamed into place) first, and a node that dies
+    /// part-way finishes the renames when it next opens the collection; without the record, the
+    /// staged files are discarded at open.
+    pub fn commit_staged(&self, docs: &[StagedDocument]) -> Result<(), StoreError> {
+        let tmp_dir = self.dir.join("tmp");
+        let record = if docs.len() > 1 {
+            let names: Vec<(&str, String)> = docs
+                .iter()
+                .map(|d| {
+                    let name = d.staged.tmp.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    (d.doc_id.as_str(), name)
+                })
+                .collect();
+            let json = serde_json::to_vec(&names)
+                .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
+            let tag = random_tag()?;
+            let pending = tmp_dir.join(format!("batch-{tag}.pending"));
+            let record = tmp_dir.join(format!("batch-{tag}.commit"));
+            write_private_file(&pending, &json).map_err(io_err("cannot write", &pending))?;
+            std::fs::rename(&pending, &record).map_err(io_err("cannot commit", &record))?;
+            sync_dir(&tmp_dir)?;
+            Some(record)
+        } else {
+            None
+        };
+        for d in docs {
+            let dest = self.document_path(&d.doc_id);
+            std::fs::rename(&d.staged.tmp, &dest).map_err(io_err("cannot commit", &dest))?;
+        }
+        sync_dir(&self.dir.join("docs"))?;
+        if let Some(record) = record {
+            std::fs::remove_file(&record).map_err(io_err("cannot remove", &record))?;
+        }
+        Ok(())
+    }
+
+    /// Removes staged files that will not be committed.
+    pub fn discard_staged(&self, docs: &[StagedDocument]) {
+        for d in docs {
+            let _ = std::fs::remove_file(&d.staged.tmp);
+        }
+    }
+
+    /// Finishes the renames of batches whose commit record exists (see `commit_staged`).
+    fn roll_forward_batches(&self) -> Result<(), StoreError> {
+        let tmp_dir = self.dir.join("tmp");
+        for entry in std::fs::read_dir(&tmp_dir).map_err(io_err("cannot list", &tmp_dir))?.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with(".commit") {
+                continue;
+            }
+            let names: Vec<(String, String)> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| StoreError::Damaged { path: path.display().to_string(), reason: "unreadable".into() })?;
+            for (doc_id, file) in names {
+                let valid =
+                    doc_id.bytes().all(|b| b.is_ascii_hexdigit()) && !file.contains('/') && !file.starts_with('.');
+                let staged = tmp_dir.join(&file);
+                if valid && staged.is_file() {
+                    let dest = self.document_path(&doc_id);
+                    std::fs::rename(&staged, &dest).map_err(io_err("cannot commit", &dest))?;
+                }
+            }
+            sync_dir(&self.dir.join("docs"))?;
+            std::fs::remove_file(&path).map_err(io_err("cannot remove", &path))?;
+            tracing::info!(collection = %self.id, "finished a batch of documents committed before a crash");
+        }
+        Ok(())
+    }
+
     pub fn load_document(&self, doc_id: &str) -> Result<LoadedDocument, StoreError> {
         document::load(&self.key, &self.id, doc_id, &self.document_path(doc_id))
     }
@@ -246,9 +340,9 @@ impl CollectionStore {
     }
 
     /// Checks a received document file completely — header, every vector and every text open
-    /// under the collection key, the version is the one asked for — then moves it into place.
-    /// Nothing of a file that fails is ever served: it is deleted.
-    pub fn commit_replica(&self, doc_id: &str, part: &Path, version: u64) -> Result<LoadedDocument, StoreError> {
+    /// under the collection key, the version is the one asked for. A file that fails is deleted;
+    /// one that passes is put in place with [`place_replica`](Self::place_replica).
+    pub fn verify_replica(&self, doc_id: &str, part: &Path, version: u64) -> Result<LoadedDocument, StoreError> {
         let check = || -> Result<LoadedDocument, StoreError> {
             std::fs::File::open(part).and_then(|f| f.sync_all()).map_err(io_err("cannot sync", part))?;
             let loaded = document::load_checked(&self.key, &self.id, doc_id, part, true)?;
@@ -263,18 +357,16 @@ impl CollectionStore {
             }
             Ok(loaded)
         };
-        match check() {
-            Ok(loaded) => {
-                let dest = self.document_path(doc_id);
-                std::fs::rename(part, &dest).map_err(io_err("cannot commit", &dest))?;
-                sync_dir(&self.dir.join("docs"))?;
-                Ok(loaded)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(part);
-                Err(e)
-            }
-        }
+        check().inspect_err(|_| {
+            let _ = std::fs::remove_file(part);
+        })
+    }
+
+    /// Moves a verified received file into place.
+    pub fn place_replica(&self, doc_id: &str, part: &Path) -> Result<(), StoreError> {
+        let dest = self.document_path(doc_id);
+        std::fs::rename(part, &dest).map_err(io_err("cannot commit", &dest))?;
+        sync_dir(&self.dir.join("docs"))
     }
 
     /// Removes a document durably.
@@ -283,6 +375,20 @@ impl CollectionStore {
         std::fs::remove_file(&p).map_err(io_err("cannot delete", &p))?;
         sync_dir(&self.dir.join("docs"))
     }
+}
+
+/// A document file staged by [`CollectionStore::stage_document`].
+#[derive(Debug)]
+pub struct StagedDocument {
+    pub doc_id: String,
+    pub staged: Staged,
+}
+
+fn random_tag() -> Result<String, StoreError> {
+    let mut rnd = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rnd)
+        .map_err(|_| crate::crypto::CryptoError::Random)?;
+    Ok(hex::encode(rnd))
 }
 
 /// Lists collection directories under `root`.

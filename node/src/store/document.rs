@@ -71,6 +71,15 @@ fn ctx<'a>(purpose: Purpose, cid: &'a str, doc: &'a str, chunk: u32) -> KeyConte
     KeyContext::new(purpose, cid, doc, chunk, KEY_VERSION)
 }
 
+/// A document file written and synced under `tmp/`, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    pub tmp: PathBuf,
+    pub locations: Vec<ChunkLocation>,
+    /// The file's length.
+    pub bytes: u64,
+}
+
 /// Writes a document atomically: temp file in `tmp_dir`, fsync, rename to `final_path`, fsync dir.
 pub fn write(
     master: &MasterKey,
@@ -81,7 +90,25 @@ pub fn write(
     tmp_dir: &Path,
     final_path: &Path,
 ) -> Result<Vec<ChunkLocation>, StoreError> {
-    let tmp_path = tmp_dir.join(format!("{doc_id}.{}.tmp", std::process::id()));
+    let staged =
+        stage(master, cid, doc_id, header, chunks, &tmp_dir.join(format!("{doc_id}.{}.tmp", std::process::id())))?;
+    std::fs::rename(&staged.tmp, final_path).map_err(io_err("cannot commit", final_path))?;
+    if let Some(dir) = final_path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(staged.locations)
+}
+
+/// Writes a document file to `tmp_path` and syncs it; nothing is in place yet.
+pub fn stage(
+    master: &MasterKey,
+    cid: &str,
+    doc_id: &str,
+    header: &DocumentHeader,
+    chunks: &[NewChunk<'_>],
+    tmp_path: &Path,
+) -> Result<Staged, StoreError> {
+    let tmp_path = tmp_path.to_path_buf();
     let file = std::fs::File::create(&tmp_path).map_err(io_err("cannot create", &tmp_path))?;
     let mut w = BufWriter::new(file);
     let mut offset: u64 = 0;
@@ -121,11 +148,7 @@ pub fn write(
         let _ = std::fs::remove_file(&tmp_path);
         return Err(StoreError::Io { action: "cannot write", path: tmp_path.display().to_string(), source: e });
     }
-    std::fs::rename(&tmp_path, final_path).map_err(io_err("cannot commit", final_path))?;
-    if let Some(dir) = final_path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(locations)
+    Ok(Staged { tmp: tmp_path, locations, bytes: offset })
 }
 
 /// Reads a document file back: header opened, every vector opened (texts stay sealed on disk).

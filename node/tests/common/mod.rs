@@ -2,6 +2,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,6 +56,13 @@ impl NodeProcess {
 
     fn spawn(data: &Path, extra: Vec<String>) -> NodeProcess {
         let port = free_port();
+        // Tests run on machines without a TEE: nodes present development reports (and clients are
+        // told to accept them), unless a test chooses the mode. key(99) reads detailed status.
+        let mut defaults: Vec<String> = Vec::new();
+        if !extra.iter().any(|a| a == "--attestation") {
+            defaults.extend(["--attestation".to_string(), "dev".to_string()]);
+        }
+        defaults.extend(["--operator".to_string(), prag_proto::account::public_key_hex(key(99).verifying_key())]);
         let url = format!("http://127.0.0.1:{port}");
         let log = data.with_extension(format!("log{port}"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -63,6 +72,7 @@ impl NodeProcess {
             .args(["--api", &format!("127.0.0.1:{port}"), "--model"])
             .arg(model_dir())
             .args(["--device", "cpu"])
+            .args(&defaults)
             .args(&extra)
             .env("PRAG_LOG", "info")
             .stdout(Stdio::null())
@@ -105,8 +115,24 @@ impl NodeProcess {
         *self = next;
     }
 
+    /// A client that accepts this test node's development attestation.
     pub fn client(&self, key: &SigningKey) -> NodeClient {
-        NodeClient::new(&self.url, key.clone()).expect("client")
+        NodeClient::new(&self.url, key.clone(), prag_node::channel::NodeTrust::development()).expect("client")
+    }
+
+    /// The node's detailed status (read with the operator key, key(99)).
+    pub fn status(&self) -> prag_proto::api::NodeStatus {
+        rt().block_on(self.client(&key(99)).get("/v1/status")).expect("status")
+    }
+
+    /// Peak resident memory of the node process so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -146,14 +172,6 @@ pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-pub fn upload_body(path: &str, bytes: &[u8]) -> prag_proto::api::UploadRequest {
-    use base64::Engine as _;
-    prag_proto::api::UploadRequest {
-        path: path.into(),
-        content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-    }
-}
-
 /// Every file under `dir`, recursively.
 pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -162,4 +180,35 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.path().to_path_buf())
         .collect()
+}
+
+/// A request on the owner's channel with full control over what is signed: `timestamp`, `nonce`,
+/// and `tweak`, which may change the head (its signature headers included) after signing and
+/// before sealing. The sealed request is returned so a test can send it again, byte for byte.
+pub fn sealed_request(
+    client: &NodeClient,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timestamp: u64,
+    nonce: &str,
+    tweak: impl FnOnce(&mut prag_proto::api::ChannelHead),
+) -> prag_node::channel::SealedRequest {
+    let rt = rt();
+    let node = rt.block_on(client.node()).expect("verified node");
+    let auth = prag_proto::auth::sign_request(client.key(), method, path, body, timestamp, nonce, &node.node_id);
+    let mut head = prag_proto::api::ChannelHead {
+        method: method.into(),
+        path: path.into(),
+        content_type: Some("application/json".into()),
+        body_len: body.len() as u64,
+        auth,
+    };
+    tweak(&mut head);
+    prag_node::channel::ClientRequest::seal(&node.channel_key, &node.node_id, &head, body).expect("seal")
+}
+
+/// Sends a sealed request; (status, error code or "", body).
+pub fn send_sealed(client: &NodeClient, sealed: &prag_node::channel::SealedRequest) -> prag_node::client::Answer {
+    rt().block_on(client.send_sealed(sealed)).expect("send")
 }

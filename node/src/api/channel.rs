@@ -1,0 +1,164 @@
+//! `POST /v1/sealed`: the node's end of the owner's channel (format in `crate::channel`).
+//!
+//! In order, each step bounded before the next begins:
+//! 1. open the head from the `x-prag-channel` header (a few KiB at most; the body is not touched);
+//! 2. authenticate the signed head: signature over method, path, body hash, time, nonce, the
+//!    canonical key and this node's id; freshness; replay;
+//! 3. admit: the body's declared length against the route's limit, and the caller's and the
+//!    node's budget of bytes in flight;
+//! 4. hand the inner request to the inner router, the caller in its extensions and the body still
+//!    unread (the route reads and opens it if and when it wants it);
+//! 5. seal whatever the route answered.
+//!
+//! Failures at step 1 are answered in clear (there is no key to seal with yet, and nothing in them
+//! is private); from step 2 on, every answer — refusals included — is sealed.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use tower::ServiceExt;
+
+use super::inbound::{Authenticated, SMALL_BODY, SealedBody, collect};
+use super::{ApiError, refused_unauthenticated};
+use crate::channel::{HEADER_CHANNEL, NodeRequest, ResponseKey, seal_response};
+use crate::limits::BudgetError;
+use crate::service::{Node, NodeError};
+
+/// Largest answer sealed (listings of very large collections come close).
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct ChannelState {
+    pub node: Arc<Node>,
+    /// The routes reachable only through the channel.
+    pub inner: Router,
+}
+
+/// The largest body a route takes.
+pub fn route_body_limit(method: &str, path: &str, max_file_bytes: usize) -> usize {
+    let path = path.split('?').next().unwrap_or(path);
+    let upload = method == "POST"
+        && path
+            .strip_prefix("/v1/collections/")
+            .and_then(|rest| rest.strip_suffix("/documents"))
+            .is_some_and(|name| !name.contains('/'));
+    if upload { max_file_bytes } else { SMALL_BODY }
+}
+
+pub async fn sealed(State(state): State<ChannelState>, headers: HeaderMap, body: Body) -> Response {
+    let node = &state.node;
+    // 1. The head.
+    let Some(value) = headers.get(HEADER_CHANNEL).and_then(|v| v.to_str().ok()) else {
+        return refused_unauthenticated(node, NodeError::BadChannel(format!("header {HEADER_CHANNEL} is missing")))
+            .into_response();
+    };
+    let opened = match NodeRequest::open(value, node.channel_keys().private(), node.node_id()) {
+        Ok(r) => r,
+        Err(e) => return refused_unauthenticated(node, NodeError::BadChannel(e.to_string())).into_response(),
+    };
+    let (head, opener, key) = opened.into_parts();
+    let answer = match admit_and_run(&state, head, opener, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    };
+    seal(answer, &key).await
+}
+
+async fn admit_and_run(
+    state: &ChannelState,
+    head: prag_proto::api::ChannelHead,
+    opener: crate::channel::BodyOpener,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let node = &state.node;
+    // 2. Who, exactly once, for this node.
+    if head.auth.audience != node.node_id() {
+        return Err(refused_unauthenticated(node, NodeError::Unauthorized(prag_proto::auth::AuthError::WrongAudience)));
+    }
+    let verified = crate::auth::authenticate(&node.nonces, &head.auth, &head.method, &head.path, node.node_id())
+        .map_err(|e| refused_unauthenticated(node, NodeError::Unauthorized(e)))?;
+    // 3. Room for the body.
+    let limit = route_body_limit(&head.method, &head.path, node.config().max_file_bytes);
+    if head.body_len > limit as u64 {
+        node.metrics.refuse("too_large");
+        return Err(ApiError(NodeError::TooLarge(format!(
+            "the body is {} bytes; {} {} takes at most {limit}",
+            head.body_len, head.method, head.path
+        ))));
+    }
+    let _grant = node.inflight().try_take(&verified.pubkey_hex, head.body_len).map_err(|e| {
+        node.metrics.refuse("quota");
+        ApiError(match e {
+            BudgetError::Key { .. } => NodeError::Quota(e.to_string()),
+            BudgetError::Node { .. } => NodeError::Busy(e.to_string()),
+        })
+    })?;
+    // 4. The inner request.
+    let bad = |what: &str| ApiError(NodeError::BadRequest(format!("the sealed request's {what} is invalid")));
+    if !head.path.starts_with("/v1/") || head.path.len() > 4096 {
+        return Err(bad("path"));
+    }
+    let uri: Uri = head.path.parse().map_err(|_| bad("path"))?;
+    let method = Method::from_bytes(head.method.as_bytes()).map_err(|_| bad("method"))?;
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    if let Some(ct) = head.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        req.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    req.extensions_mut().insert(Authenticated {
+        key: verified.key,
+        pubkey_hex: verified.pubkey_hex,
+        body_sha256: verified.body_sha256,
+    });
+    req.extensions_mut().insert(SealedBody(Arc::new(Mutex::new(Some(opener)))));
+    let Ok(resp) = state.inner.clone().oneshot(req).await;
+    Ok(resp)
+}
+
+/// Seals an answer: `200 application/octet-stream`, the route's status inside.
+async fn seal(answer: Response, key: &ResponseKey) -> Response {
+    let status = answer.status().as_u16();
+    let bytes = match collect(answer.into_body(), MAX_ANSWER, std::time::Duration::from_secs(600)).await {
+        Ok(b) => b,
+        Err(e) => {
+            let body =
+                serde_json::to_vec(&prag_proto::api::ErrorBody { error: e.0.to_string(), code: e.0.code().into() })
+                    .unwrap_or_default();
+            return match seal_response(key, 500, &body) {
+                Ok(sealed) => sealed_response(sealed),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            };
+        }
+    };
+    match seal_response(key, status, &bytes) {
+        Ok(sealed) => sealed_response(sealed),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal an answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn sealed_response(sealed: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uploads_take_large_bodies() {
+        assert_eq!(route_body_limit("POST", "/v1/collections/clinic/documents?path=a.pdf", 99), 99);
+        assert_eq!(route_body_limit("POST", "/v1/collections/clinic/documents/delete", 99), SMALL_BODY);
+        assert_eq!(route_body_limit("POST", "/v1/collections/a/b/documents", 99), SMALL_BODY);
+        assert_eq!(route_body_limit("GET", "/v1/collections/clinic/documents", 99), SMALL_BODY);
+        assert_eq!(route_body_limit("POST", "/v1/collections/clinic/query", 99), SMALL_BODY);
+    }
+}
