@@ -279,6 +279,13 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
     let closed = slow.iter_mut().filter_map(|s| read_until_closed(s, Duration::from_millis(200))).count();
     assert!(closed >= slow.len() - 5, "only {closed} of {} half-open connections were closed", slow.len());
     drop(slow);
+    // A kept-alive connection left idle after an answer is closed too.
+    let mut idle = TcpStream::connect(node.url.trim_start_matches("http://")).expect("connect");
+    idle.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).expect("answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(read_until_closed(&mut idle, Duration::from_secs(5)).is_some(), "an idle connection stayed open");
 
     // 5. One tenant's big upload does not starve another's queries; an abandoned upload stops.
     let _: serde_json::Value = rt
@@ -300,6 +307,7 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
         t.into_bytes()
     };
     let url = node.url.clone();
+    let texts_before = node.status().embedder.texts;
     let bulk = std::thread::spawn({
         let (key, bytes) = (tenant_a.clone(), big_text("A", 160));
         move || {
@@ -311,9 +319,11 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while node.status().embedder.texts < 20 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    // Wait until the other tenant's texts are being embedded.
+    while node.status().embedder.texts < texts_before + 12 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let texts_at_start = node.status().embedder.texts;
     let mut worst = Duration::ZERO;
     let mut latencies = Vec::new();
     for q in CLINIC_QUESTIONS {
@@ -324,13 +334,18 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
         worst = worst.max(took);
     }
     let overlapped = !bulk.is_finished();
+    let embedded_meanwhile = node.status().embedder.texts - texts_at_start;
     let bulk_took = bulk.join().expect("bulk");
     eprintln!(
-        "campaign: queries while another tenant embeds 160 KiB: {latencies:.3?} s (worst {:.3} s); the upload took {:.1} s",
+        "campaign: queries while another tenant embeds 160 KiB: {latencies:.3?} s (worst {:.3} s; {embedded_meanwhile} of its texts embedded meanwhile); the upload took {:.1} s",
         worst.as_secs_f64(),
         bulk_took.as_secs_f64()
     );
     assert!(overlapped, "the upload finished before the queries did: make it larger");
+    assert!(
+        embedded_meanwhile > latencies.len() as u64 + 6,
+        "the other tenant's upload was not being embedded meanwhile"
+    );
     assert!(worst < Duration::from_secs(5), "a query waited {worst:?} behind another tenant");
     // Walk away from an upload: its remaining texts are dropped, the embedder goes quiet.
     let client = node.client(&tenant_a);
@@ -355,10 +370,14 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
         for round in 0..12 {
             let text =
                 format!("Round {round}: the records room opens at {} o'clock for staff with a badge.", 6 + round);
+            // Replaced every round (a new version over the old file), deleted every third.
             let writes = async {
                 let _ = oc.upload("vault", "racing.txt", text.as_bytes()).await;
-                let _: anyhow::Result<serde_json::Value> =
-                    oc.post("/v1/collections/vault/documents/delete", &serde_json::json!({"path": "racing.txt"})).await;
+                if round % 3 == 2 {
+                    let _: anyhow::Result<serde_json::Value> = oc
+                        .post("/v1/collections/vault/documents/delete", &serde_json::json!({"path": "racing.txt"}))
+                        .await;
+                }
             };
             let question = QueryRequest { text: "When does the records room open?".into(), k: 5, exact: true };
             let reads = futures::future::join_all(

@@ -1,5 +1,8 @@
-//! The audit log: every refusal, every served worker request, every grant change and policy change,
-//! newest kept in memory for the API and all appended to `<data>/audit.log`.
+//! The audit log: every refusal of a signed request, every served worker request, every grant
+//! change and policy change, newest kept in memory for the API and all appended to
+//! `<data>/audit.log`. Only requests whose signature verified are audited, so nobody writes here
+//! without a key; and the file is bounded: past [`MAX_FILE_BYTES`] it moves to `audit.log.1`
+//! (replacing the one before) and a new one starts.
 //!
 //! The log says who asked for what and what the node decided, never the request's text. Even so it
 //! holds collection names and subscriber keys, which are private, so each line is sealed
@@ -19,12 +22,35 @@ use crate::crypto::{DataKey, KeyContext, MasterKey, Purpose};
 
 /// Entries kept in memory for `GET /v1/audit`.
 const KEEP: usize = 2000;
+/// Size at which the log moves to `audit.log.1`.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
 
 pub struct AuditLog {
     path: PathBuf,
     key: DataKey,
     recent: Mutex<VecDeque<AuditEntry>>,
-    file: Mutex<Option<std::fs::File>>,
+    /// The open file and its length.
+    file: Mutex<Option<(std::fs::File, u64)>>,
+    max_file_bytes: u64,
+}
+
+fn open_append(path: &Path) -> Option<(std::fs::File, u64)> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| tracing::error!(path = %path.display(), error = %e, "cannot open the audit log; entries stay in memory only"))
+        .ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Some((file, len))
+}
+
+fn rotated(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
 }
 
 impl AuditLog {
@@ -33,7 +59,8 @@ impl AuditLog {
         let key = master.derive(&KeyContext::new(Purpose::Audit, "", "audit-log", 0, 1));
         let path = data.join("audit.log");
         let mut recent = VecDeque::new();
-        if let Ok(f) = std::fs::File::open(&path) {
+        for p in [rotated(&path), path.clone()] {
+            let Ok(f) = std::fs::File::open(&p) else { continue };
             for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
                 let Ok(sealed) = base64::engine::general_purpose::STANDARD.decode(line.trim()) else { continue };
                 let Ok(json) = key.open(&sealed) else { continue };
@@ -45,17 +72,13 @@ impl AuditLog {
                 }
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| tracing::error!(path = %path.display(), error = %e, "cannot open the audit log; entries stay in memory only"))
-            .ok();
-        if file.is_some() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
-        AuditLog { path, key, recent: Mutex::new(recent), file: Mutex::new(file) }
+        let file = open_append(&path);
+        AuditLog { path, key, recent: Mutex::new(recent), file: Mutex::new(file), max_file_bytes: MAX_FILE_BYTES }
+    }
+
+    /// [`AuditLog::open`] with another size limit (tests).
+    pub fn open_with_limit(master: &MasterKey, data: &Path, max_file_bytes: u64) -> Self {
+        AuditLog { max_file_bytes, ..Self::open(master, data) }
     }
 
     pub fn record(&self, entry: AuditEntry) {
@@ -64,10 +87,21 @@ impl AuditLog {
         {
             let mut line = base64::engine::general_purpose::STANDARD.encode(sealed);
             line.push('\n');
-            if let Some(f) = self.file.lock().as_mut()
-                && let Err(e) = f.write_all(line.as_bytes())
-            {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot append to the audit log");
+            let mut file = self.file.lock();
+            if file.as_ref().is_some_and(|(_, len)| *len + line.len() as u64 > self.max_file_bytes) {
+                *file = None;
+                if let Err(e) = std::fs::rename(&self.path, rotated(&self.path)) {
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot rotate the audit log");
+                }
+                *file = open_append(&self.path);
+            }
+            if let Some((f, len)) = file.as_mut() {
+                match f.write_all(line.as_bytes()) {
+                    Ok(()) => *len += line.len() as u64,
+                    Err(e) => {
+                        tracing::error!(path = %self.path.display(), error = %e, "cannot append to the audit log")
+                    }
+                }
             }
         }
         let mut recent = self.recent.lock();
@@ -80,5 +114,45 @@ impl AuditLog {
     /// Newest first, at most `limit`.
     pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
         self.recent.lock().iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize) -> AuditEntry {
+        AuditEntry {
+            time: i as u64,
+            event: "refused".into(),
+            reason: "no_grant".into(),
+            actor: "02ab".into(),
+            worker: "10.0.0.1".into(),
+            subscriber: String::new(),
+            collection: "clinic".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_file_is_bounded_and_the_newest_entries_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let master = MasterKey::from_bytes([4; 32]);
+        let log = AuditLog::open_with_limit(&master, tmp.path(), 4096);
+        for i in 0..200 {
+            log.record(entry(i));
+        }
+        let size = |n: &str| std::fs::metadata(tmp.path().join(n)).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size("audit.log") <= 4096 && size("audit.log.1") <= 4096,
+            "{} {}",
+            size("audit.log"),
+            size("audit.log.1")
+        );
+        assert!(size("audit.log.1") > 0, "rotated");
+        drop(log);
+        let again = AuditLog::open(&master, tmp.path());
+        let recent = again.recent(1);
+        assert_eq!(recent[0].time, 199, "the newest entry is read back");
     }
 }

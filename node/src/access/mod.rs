@@ -1,9 +1,11 @@
 //! Who may retrieve: the checks a worker's request must pass, the attestation gate they rely on,
 //! the audit log every decision goes to, and the usage meters `report_work` is built from.
 //!
-//! The order of the checks is the order a request is read in: signature, freshness, replay, the
-//! request itself (audience), then the worker (registered, attested, key bound, alive), then whom
-//! it acts for (active subscriber or stored API key), then the collection (exists, granted).
+//! The order of the checks is the order a request is read in: signature, freshness and replay
+//! (checked by the owner's channel before the request reaches the worker path, so only signed
+//! requests are decided and audited here), the request itself (audience), then the worker
+//! (registered, attested, key bound, alive), then whom it acts for (active subscriber or stored API
+//! key), then the collection (exists, granted).
 
 pub mod attestation;
 pub mod audit;
@@ -12,14 +14,6 @@ pub mod meter;
 /// Why a worker's request was refused. Each has a stable code (metrics, audit log, error body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("the request is not signed: missing header {0}")]
-    Unsigned(&'static str),
-    #[error("the request's signature does not verify: {0}")]
-    BadSignature(String),
-    #[error("the request's timestamp is {0} s away from the node's clock (at most 60 s)")]
-    StaleRequest(u64),
-    #[error("the request's nonce was already used")]
-    ReplayedNonce,
     #[error("invalid request: {0}")]
     BadRequest(String),
     #[error("the request is addressed to node {0:?}, not this one")]
@@ -45,10 +39,6 @@ pub enum Refusal {
 impl Refusal {
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::Unsigned(_) => "unsigned",
-            Refusal::BadSignature(_) => "bad_signature",
-            Refusal::StaleRequest(_) => "stale_request",
-            Refusal::ReplayedNonce => "replayed_nonce",
             Refusal::BadRequest(_) => "bad_request",
             Refusal::WrongAudience(_) => "wrong_audience",
             Refusal::UnregisteredWorker => "unregistered_worker",
@@ -62,11 +52,10 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status: 401 for authentication, 404 for an unknown collection, 400 for a
-    /// malformed request, 403 for every rule.
+    /// The HTTP status: 404 for an unknown collection, 400 for a malformed request, 403 for every
+    /// rule.
     pub fn http_status(&self) -> u16 {
         match self {
-            Refusal::Unsigned(_) | Refusal::BadSignature(_) | Refusal::StaleRequest(_) | Refusal::ReplayedNonce => 401,
             Refusal::BadRequest(_) => 400,
             Refusal::UnknownCollection(_) => 404,
             _ => 403,

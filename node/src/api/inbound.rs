@@ -90,7 +90,7 @@ impl PendingBody {
             BodyKind::Plain { body, sha256 } => {
                 let bytes = collect(body, limit, body_deadline(limit as u64)).await?;
                 auth::check_body(&sha256, &bytes).map_err(|e| ApiError(NodeError::Unauthorized(e)))?;
-                Ok(bytes.to_vec())
+                Ok(Vec::from(bytes))
             }
             BodyKind::Sealed { body, opener, sha256 } => {
                 let opener = opener.ok_or_else(|| ApiError(NodeError::Internal("the body was already read".into())))?;
@@ -100,8 +100,9 @@ impl PendingBody {
                     return Err(too_large(format!("the body is {plain_len} bytes; this route takes at most {limit}")));
                 }
                 let sealed = collect(body, sealed_len as usize, body_deadline(sealed_len)).await?;
+                // Without a copy when the buffer is not shared.
                 let plain = (*opener)
-                    .open(sealed.to_vec())
+                    .open(Vec::from(sealed))
                     .map_err(|e| ApiError(NodeError::BadRequest(format!("sealed body: {e}"))))?;
                 auth::check_body(&sha256, &plain).map_err(|e| ApiError(NodeError::Unauthorized(e)))?;
                 Ok(plain)

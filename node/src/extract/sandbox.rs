@@ -81,7 +81,7 @@ impl Sandbox {
         caller: &str,
         path: &str,
         kind: Kind,
-        bytes: &[u8],
+        bytes: Arc<Vec<u8>>,
     ) -> Result<(String, ExtractStats), ExtractError> {
         let internal = |reason: String| ExtractError::Sandbox { path: path.to_string(), reason };
         let _mine = self.per_caller.acquire(caller).await;
@@ -107,7 +107,7 @@ impl Sandbox {
         else {
             return Err(internal("the child's pipes are missing".into()));
         };
-        let input = bytes.to_vec();
+        let input = Arc::clone(&bytes);
         // Written from a task of its own: a child that stops reading must not block the reads below.
         let writer = tokio::spawn(async move {
             let _ = stdin.write_all(&input).await;

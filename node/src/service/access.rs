@@ -138,7 +138,7 @@ impl Node {
         }
 
         // Allowed: retrieve, meter, seal to the worker's ephemeral key.
-        let found = self.retrieve(&coll, req.text, req.k, false).await.map_err(|e| match e {
+        let found = self.retrieve(&signer, &coll, req.text, req.k, false).await.map_err(|e| match e {
             NodeError::BadRequest(m) => Refusal::BadRequest(m),
             other => Refusal::BadRequest(format!("retrieval failed: {other}")),
         })?;

@@ -101,7 +101,7 @@ impl Node {
             return Err(ExtractError::Empty { path: path.to_string() }.into());
         }
         if kind.is_hostile() {
-            let outcome = self.sandbox.extract(tenant, path, kind, &bytes).await;
+            let outcome = self.sandbox.extract(tenant, path, kind, Arc::new(bytes)).await;
             match &outcome {
                 Ok((_, stats)) => {
                     tracing::debug!(kind = kind.as_str(), seconds = stats.seconds, "file extracted in the sandbox")

@@ -26,7 +26,8 @@ impl Node {
         let coll = self.collection(collection)?;
         coll.check_owner(caller)?;
         let (k, exact) = (req.k, req.exact);
-        let found = self.retrieve(&coll, req.text, k, exact).await?;
+        let tenant = prag_proto::account::public_key_hex(caller);
+        let found = self.retrieve(&tenant, &coll, req.text, k, exact).await?;
         let took = started.elapsed().as_secs_f64();
         Ok(QueryResponse {
             hits: found.hits,
@@ -38,10 +39,12 @@ impl Node {
         })
     }
 
-    /// Checks the question, embeds it once and searches every shard of the collection (here, or
-    /// on peers: see `distributed.rs`). Chunks that fail their integrity check come back apart.
+    /// Checks the question, embeds it once (on `tenant`'s turn) and searches every shard of the
+    /// collection (here, or on peers: see `distributed.rs`). Chunks that fail their integrity
+    /// check come back apart.
     pub(crate) async fn retrieve(
         &self,
+        tenant: &str,
         coll: &Arc<Collection>,
         text: String,
         k: usize,
@@ -49,7 +52,7 @@ impl Node {
     ) -> Result<Found, NodeError> {
         let started = Instant::now();
         check_question(&text, k)?;
-        let vector = self.embedder.embed(vec![text]).await.map_err(internal)?.pop().unwrap_or_default();
+        let vector = self.embedder.embed_for(tenant, vec![text]).await.map_err(internal)?.pop().unwrap_or_default();
         let found = self.search_collection(coll, vector, k, exact).await?;
         let altered = found.unreadable.iter().filter(|u| u.error.starts_with(crate::store::INTEGRITY_MESSAGE)).count();
         if altered > 0 {
