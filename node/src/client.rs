@@ -227,28 +227,16 @@ pub fn upload_endpoint(collection: &str, path: &str) -> String {
 
 /// Percent-encodes a collection name for a URL path segment (names are restricted, but be safe).
 pub fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encode(s, |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Percent-encodes a query value (every byte but unreserved ones).
+/// Percent-encodes a query value (every byte but unreserved ones and `/`).
 pub fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encode(s, |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/'))
+}
+
+fn percent_encode(s: &str, keep: impl Fn(u8) -> bool) -> String {
+    s.bytes().map(|b| if keep(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// What a worker asks for.

@@ -131,33 +131,9 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
         subscriber: prag_proto::account::public_key_hex(subscriber.verifying_key()),
     })
     .expect("json");
-    let grant = sealed_request(
-        &oc,
-        "POST",
-        "/v1/collections/vault/grants",
-        &grant_body,
-        now,
-        "9a7e0000000000000000000000000001",
-        |_| {},
-    );
-    assert_eq!(send_sealed(&oc, &grant).status, 200);
-    let _: GrantsResponse = rt
-        .block_on(oc.post(
-            "/v1/collections/vault/grants/revoke",
-            &serde_json::from_slice::<GrantRequest>(&grant_body).expect("g"),
-        ))
-        .expect("revoke");
-    let a = send_sealed(&oc, &grant);
-    assert_eq!((a.status, a.code()), (401, "replayed".to_string()));
-    let respellings: [fn(&mut prag_proto::api::ChannelHead); 2] = [
-        |h| h.auth.pubkey = h.auth.pubkey.to_uppercase(),
-        |h| {
-            use base64::Engine as _;
-            h.auth.pubkey = base64::engine::general_purpose::STANDARD.encode(hex::decode(&h.auth.pubkey).expect("hex"));
-        },
-    ];
-    for respell in respellings {
-        let again = sealed_request(
+    // The same grant, signed once at `now` with one nonce; `respell` may change how it is spelled.
+    let grant_with = |respell: fn(&mut prag_proto::api::ChannelHead)| {
+        sealed_request(
             &oc,
             "POST",
             "/v1/collections/vault/grants",
@@ -165,8 +141,26 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
             now,
             "9a7e0000000000000000000000000001",
             respell,
-        );
-        let a = send_sealed(&oc, &again);
+        )
+    };
+    let grant = grant_with(|_| {});
+    assert_eq!(send_sealed(&oc, &grant).status, 200);
+    let _: GrantsResponse = rt
+        .block_on(oc.post(
+            "/v1/collections/vault/grants/revoke",
+            &serde_json::from_slice::<GrantRequest>(&grant_body).expect("g"),
+        ))
+        .expect("revoke");
+    let respellings: [fn(&mut prag_proto::api::ChannelHead); 3] = [
+        |_| {},
+        |h| h.auth.pubkey = h.auth.pubkey.to_uppercase(),
+        |h| {
+            use base64::Engine as _;
+            h.auth.pubkey = base64::engine::general_purpose::STANDARD.encode(hex::decode(&h.auth.pubkey).expect("hex"));
+        },
+    ];
+    for respell in respellings {
+        let a = send_sealed(&oc, &grant_with(respell));
         assert_eq!((a.status, a.code()), (401, "replayed".to_string()));
     }
     let grants: GrantsResponse = rt.block_on(oc.get("/v1/collections/vault/grants")).expect("grants");

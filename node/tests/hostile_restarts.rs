@@ -127,11 +127,7 @@ fn a_request_captured_before_a_restart_is_refused_after_it() {
     let mut node = NodeProcess::start(&data, &[]);
     let owner = key(51);
     let client = node.client(&owner);
-    let _: serde_json::Value = rt()
-        .block_on(client.post("/v1/collections", &CreateCollectionRequest { name: "notes".into() }))
-        .expect("create");
-    rt().block_on(client.upload("notes", "a.txt", b"The lift to the fourth floor is out of service on Sundays."))
-        .expect("up");
+    collection_with(&client, "notes", &[("a.txt", "The lift to the fourth floor is out of service on Sundays.")]);
     let body =
         serde_json::to_vec(&QueryRequest { text: "Is the lift working?".into(), k: 1, exact: false }).expect("json");
     let captured = sealed_request(

@@ -212,3 +212,14 @@ pub fn sealed_request(
 pub fn send_sealed(client: &NodeClient, sealed: &prag_node::channel::SealedRequest) -> prag_node::client::Answer {
     rt().block_on(client.send_sealed(sealed)).expect("send")
 }
+
+/// Creates collection `name` with `client`'s key as owner, and uploads `docs` (path, text) into it.
+pub fn collection_with(client: &NodeClient, name: &str, docs: &[(&str, &str)]) {
+    let rt = rt();
+    let _: serde_json::Value = rt
+        .block_on(client.post("/v1/collections", &prag_proto::api::CreateCollectionRequest { name: name.into() }))
+        .expect("create");
+    for (path, text) in docs {
+        rt.block_on(client.upload(name, path, text.as_bytes())).expect("upload");
+    }
+}
