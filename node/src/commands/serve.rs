@@ -107,6 +107,9 @@ pub struct NodeArgs {
     /// Collections one key may own on this node.
     #[arg(long, env = "PRAG_MAX_COLLECTIONS_PER_KEY", default_value_t = 16)]
     pub max_collections_per_key: usize,
+    /// Collections this node holds in all (keys are free to make: this bounds what they can take).
+    #[arg(long, env = "PRAG_MAX_COLLECTIONS", default_value_t = 4096)]
+    pub max_collections: usize,
     /// MiB of request bodies one key may have in flight at once.
     #[arg(long, env = "PRAG_MAX_INFLIGHT_MB_PER_KEY", default_value_t = 256)]
     pub max_inflight_mb_per_key: u64,
@@ -184,6 +187,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
             crate::service::LimitsConfig {
                 max_collections_per_key: args.max_collections_per_key,
+                max_collections: args.max_collections.max(1),
                 inflight_bytes_per_key: args.max_inflight_mb_per_key.saturating_mul(1 << 20),
                 inflight_bytes: args.max_inflight_mb.saturating_mul(1 << 20),
                 extract: Some(extract),

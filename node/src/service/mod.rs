@@ -64,6 +64,8 @@ pub struct NodeConfig {
 pub struct LimitsConfig {
     /// Collections one key may own on this node.
     pub max_collections_per_key: usize,
+    /// Collections on this node in all (keys cost nothing to make).
+    pub max_collections: usize,
     /// Bytes of request bodies one key may have in flight.
     pub inflight_bytes_per_key: u64,
     /// Bytes of request bodies all callers together may have in flight.
@@ -80,6 +82,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_collections_per_key: 16,
+            max_collections: 4096,
             inflight_bytes_per_key: 256 << 20,
             inflight_bytes: 1 << 30,
             public_inflight_bytes: 64 << 20,

@@ -357,6 +357,10 @@ impl Node {
         if all.contains_key(name) || creating.contains_key(name) {
             return Err(NodeError::Conflict(format!("collection {name:?} already exists")));
         }
+        let total = self.config.limits.max_collections;
+        if owner.is_some() && all.len() + creating.len() >= total {
+            return Err(NodeError::Busy(format!("this node holds {total} collections, as many as it may")));
+        }
         if let Some(owner) = owner {
             let max = self.config.limits.max_collections_per_key;
             let owned = all.values().filter(|c| c.meta.owner == owner).count()
