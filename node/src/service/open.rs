@@ -114,24 +114,25 @@ impl Node {
             );
         }
         let audit = AuditLog::open(&master, &data);
-        let (p2p, cluster, inbound) = match &config.p2p {
-            Some(p) => {
-                let key = crate::p2p::load_or_create_identity(&data).map_err(internal)?;
-                let (handle, inbound) =
-                    crate::p2p::spawn(p.clone(), key, Arc::clone(&ledger)).map_err(NodeError::BadRequest)?;
-                let identity = crate::cluster::StorageIdentity::derive(&master).map_err(internal)?;
-                let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.clone(), identity, handle.clone()));
-                (Some(handle), Some(cluster), Some(inbound))
-            }
-            None => (None, None, None),
-        };
         let node_id =
             hex::encode(&master.derive(&KeyContext::new(Purpose::Mac, "", "node-id", 0, 1)).mac(b"node-id")[..16]);
+        // The storage key vouches for this node twice: its channel card here, its peer card in
+        // the network.
         let storage = crate::cluster::StorageIdentity::derive(&master).map_err(internal)?;
         let channel_keys = ChannelKeys::derive(&master);
         let attestation_card = own_report(&config, &storage)
             .await?
             .map(|report| crate::channel::sign_card(storage.signing_key(), &node_id, &channel_keys, report));
+        let (p2p, cluster, inbound) = match &config.p2p {
+            Some(p) => {
+                let key = crate::p2p::load_or_create_identity(&data).map_err(internal)?;
+                let (handle, inbound) =
+                    crate::p2p::spawn(p.clone(), key, Arc::clone(&ledger)).map_err(NodeError::BadRequest)?;
+                let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.clone(), storage, handle.clone()));
+                (Some(handle), Some(cluster), Some(inbound))
+            }
+            None => (None, None, None),
+        };
         if attestation_card.is_none() {
             tracing::error!(
                 "NO ATTESTATION REPORT for this node's channel key: it is not a TDX or SEV-SNP guest and got no \
