@@ -121,11 +121,8 @@ impl NodeClient {
         content_type: Option<&str>,
         body: &[u8],
     ) -> anyhow::Result<SealedRequest> {
-        let mut nonce = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-        let auth =
-            sign_request(&self.key, method, path, body, crate::auth::unix_now(), &hex::encode(nonce), &node.node_id);
+        let nonce = crate::crypto::random_hex::<16>()?;
+        let auth = sign_request(&self.key, method, path, body, crate::auth::unix_now(), &nonce, &node.node_id);
         let head = ChannelHead {
             method: method.to_string(),
             path: path.to_string(),
@@ -260,10 +257,7 @@ impl NodeClient {
     /// public key, and opens the sealed answer with its secret half.
     pub async fn worker_query(&self, audience: &str, q: &WorkerQuery) -> anyhow::Result<prag_proto::api::WorkerAnswer> {
         let ephemeral = crate::sealed::EphemeralKey::generate()?;
-        let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-        let request_id = hex::encode(id);
+        let request_id = crate::crypto::random_hex::<16>()?;
         let req = prag_proto::api::WorkerQueryRequest {
             collection: q.collection.clone(),
             text: q.text.clone(),

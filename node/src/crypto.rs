@@ -260,6 +260,13 @@ impl DataKey {
 }
 
 /// Refuses a file that group or others may read or write (like ssh does for private keys).
+/// `N` random bytes from the system generator, as hex: ids, nonces, temporary names.
+pub fn random_hex<const N: usize>() -> Result<String, CryptoError> {
+    let mut raw = [0u8; N];
+    SystemRandom::new().fill(&mut raw).map_err(|_| CryptoError::Random)?;
+    Ok(hex::encode(raw))
+}
+
 pub fn check_private_file(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode();

@@ -172,10 +172,7 @@ pub enum WorkerCommand {
 }
 
 fn nonce() -> anyhow::Result<String> {
-    let mut r = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
-        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-    Ok(hex::encode(r))
+    Ok(crate::crypto::random_hex::<16>()?)
 }
 
 struct Session {

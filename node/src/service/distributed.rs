@@ -236,9 +236,7 @@ impl Node {
             zeroize::Zeroizing::new(vector.iter().flat_map(|f| f.to_le_bytes()).collect());
         Box::pin(async move {
             let started = Instant::now();
-            let mut id = [0u8; 16];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).map_err(|_| "no randomness")?;
-            let request_id = hex::encode(id);
+            let request_id = crate::crypto::random_hex::<16>().map_err(|e| e.to_string())?;
             let (q_key, a_key) = search_keys(&c, &request_id);
             let body = q_key.seal(&raw).map_err(|e| e.to_string())?;
             let request = ClusterRequest::Search { cid: c.store.id.clone(), shards, k, exact, request_id };

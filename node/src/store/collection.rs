@@ -67,10 +67,7 @@ impl CollectionStore {
 
     /// A fresh random collection id.
     pub fn new_id() -> Result<String, StoreError> {
-        let mut raw = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-            .map_err(|_| crate::crypto::CryptoError::Random)?;
-        Ok(hex::encode(raw))
+        Ok(crate::crypto::random_hex::<16>()?)
     }
 
     /// Creates the local directory of a collection first made elsewhere: same id, same key.
@@ -244,7 +241,7 @@ impl CollectionStore {
         header: &DocumentHeader,
         chunks: &[NewChunk<'_>],
     ) -> Result<StagedDocument, StoreError> {
-        let tmp = self.dir.join("tmp").join(format!("{doc_id}.{}.stage", random_tag()?));
+        let tmp = self.dir.join("tmp").join(format!("{doc_id}.{}.stage", crate::crypto::random_hex::<8>()?));
         let staged = document::stage(&self.key, &self.id, doc_id, header, chunks, &tmp)?;
         Ok(StagedDocument { doc_id: doc_id.to_string(), staged })
     }
@@ -265,7 +262,7 @@ impl CollectionStore {
                 .collect();
             let json = serde_json::to_vec(&names)
                 .map_err(|e| StoreError::Damaged { path: self.id.clone(), reason: e.to_string() })?;
-            let tag = random_tag()?;
+            let tag = crate::crypto::random_hex::<8>()?;
             let pending = tmp_dir.join(format!("batch-{tag}.pending"));
             let record = tmp_dir.join(format!("batch-{tag}.commit"));
             write_private_file(&pending, &json).map_err(io_err("cannot write", &pending))?;
@@ -382,13 +379,6 @@ impl CollectionStore {
 pub struct StagedDocument {
     pub doc_id: String,
     pub staged: Staged,
-}
-
-fn random_tag() -> Result<String, StoreError> {
-    let mut rnd = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rnd)
-        .map_err(|_| crate::crypto::CryptoError::Random)?;
-    Ok(hex::encode(rnd))
 }
 
 /// Lists collection directories under `root`.

@@ -66,11 +66,8 @@ impl NameClaims {
     /// Claims `name` for collection `id`, unless someone holds it.
     pub fn claim(&self, name: &str, id: &str) -> Result<Claim, StoreError> {
         let path = self.path(name);
-        let mut rnd = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rnd)
-            .map_err(|_| crate::crypto::CryptoError::Random)?;
         std::fs::create_dir_all(&self.dir).map_err(io_err("cannot create", &self.dir))?;
-        let tmp = self.dir.join(format!(".{}.tmp", hex::encode(rnd)));
+        let tmp = self.dir.join(format!(".{}.tmp", crate::crypto::random_hex::<8>()?));
         let sealed = self.seal_key.seal(id.as_bytes())?;
         crate::crypto::write_private_file(&tmp, &sealed).map_err(io_err("cannot write", &tmp))?;
         let linked = std::fs::hard_link(&tmp, &path);
