@@ -86,6 +86,24 @@ pub enum AttestationReport {
 pub const DEV_NOTICE: &str = "DEVELOPMENT REPORT - NOT A HARDWARE QUOTE";
 
 impl AttestationReport {
+    /// The JSON of a development report for `signing_key` (hex): proves nothing, says so.
+    pub fn development(signing_key: &str) -> String {
+        let report = AttestationReport::Dev { notice: DEV_NOTICE.to_string(), signing_key: signing_key.to_string() };
+        serde_json::to_string(&report).unwrap_or_default()
+    }
+
+    /// Adds Intel collateral fetched from `pccs_url` to a TDX report that carries none (others
+    /// are left as they are).
+    pub async fn add_collateral(&mut self, pccs_url: &str) -> Result<(), AttestError> {
+        if let Some(quote) = self.tdx_quote_needing_collateral() {
+            let fetched = fetch_collateral(pccs_url, &quote?).await?;
+            if let AttestationReport::Tdx { collateral, .. } = self {
+                *collateral = Some(fetched);
+            }
+        }
+        Ok(())
+    }
+
     pub fn parse(text: &str) -> Result<Self, AttestError> {
         serde_json::from_str(text).map_err(|e| AttestError::Malformed(e.to_string()))
     }

@@ -133,8 +133,7 @@ mod tests {
     use crate::cluster::StorageIdentity;
 
     fn dev_report(identity: &StorageIdentity) -> String {
-        serde_json::json!({"kind": "dev", "notice": crate::attest::DEV_NOTICE, "signing_key": identity.signing_key_hex()})
-            .to_string()
+        AttestationReport::development(&identity.signing_key_hex())
     }
 
     #[test]

@@ -67,11 +67,8 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<()> {
             };
             let binding = crate::attest::binding_for(&public);
             let mut report = tsm::self_report(std::path::Path::new(tsm::TSM_ROOT), &binding)?;
-            if let (Some(url), Some(Ok(quote))) = (pccs_url.as_deref(), report.tdx_quote_needing_collateral()) {
-                let c = rt.block_on(crate::attest::fetch_collateral(url, &quote))?;
-                if let AttestationReport::Tdx { collateral, .. } = &mut report {
-                    *collateral = Some(c);
-                }
+            if let Some(url) = pccs_url.as_deref() {
+                rt.block_on(report.add_collateral(url))?;
             }
             let text = serde_json::to_string(&report)?;
             match out {

@@ -393,12 +393,8 @@ pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             Ok(())
         }
         WorkerCommand::DevReport => {
-            let report = serde_json::json!({
-                "kind": "dev",
-                "notice": crate::attest::DEV_NOTICE,
-                "signing_key": prag_proto::account::public_key_hex(s.key.verifying_key()),
-            });
-            println!("{report}");
+            let key = prag_proto::account::public_key_hex(s.key.verifying_key());
+            println!("{}", crate::attest::AttestationReport::development(&key));
             Ok(())
         }
         WorkerCommand::SetWallet { ip, wallet } => {

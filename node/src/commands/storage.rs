@@ -42,13 +42,8 @@ pub fn run(cmd: StorageCommand) -> anyhow::Result<()> {
                 ),
             });
             if let Some(path) = dev_report {
-                let report = serde_json::json!({
-                    "kind": "dev",
-                    "notice": crate::attest::DEV_NOTICE,
-                    "signing_key": identity.signing_key_hex(),
-                });
-                std::fs::write(&path, report.to_string())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let report = crate::attest::AttestationReport::development(&identity.signing_key_hex());
+                std::fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))?;
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -500,10 +500,7 @@ async fn own_report(
         return Ok(Some(text));
     }
     if dev {
-        let report = serde_json::json!({
-            "kind": "dev", "notice": crate::attest::DEV_NOTICE, "signing_key": identity.signing_key_hex(),
-        });
-        return Ok(Some(report.to_string()));
+        return Ok(Some(AttestationReport::development(&identity.signing_key_hex())));
     }
     let binding = binding_for(&key);
     let root = std::path::Path::new(crate::attest::tsm::TSM_ROOT);
@@ -517,15 +514,10 @@ async fn own_report(
             return Ok(None);
         }
     };
-    if let (Some(url), Some(Ok(quote))) = (config.access.pccs_url.as_deref(), report.tdx_quote_needing_collateral()) {
-        match crate::attest::fetch_collateral(url, &quote).await {
-            Ok(c) => {
-                if let AttestationReport::Tdx { collateral, .. } = &mut report {
-                    *collateral = Some(c);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot fetch TDX collateral for this node's own report"),
-        }
+    if let Some(url) = config.access.pccs_url.as_deref()
+        && let Err(e) = report.add_collateral(url).await
+    {
+        tracing::warn!(error = %e, "cannot fetch TDX collateral for this node's own report");
     }
     serde_json::to_string(&report).map(Some).map_err(internal)
 }
