@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use k256::ecdsa::VerifyingKey;
 use prag_proto::api::{DocumentOutcome, DocumentStatus};
 
-use super::{Collection, Node, NodeError, internal};
+use super::{Collection, Node, NodeError, ReadyDocument, internal};
 use crate::extract::{self, ExtractError, Kind, SourceDocument};
 use crate::store::{DocumentHeader, NewChunk, StagedDocument};
 
@@ -216,55 +216,53 @@ impl Node {
                     previous.as_ref().map(|e| e.version).max(coll.tombstone(&p.doc_id)),
                 ),
             };
-            to_write.push((slot, p, header, previous.is_some()));
+            to_write.push((slot, p, header));
         }
         if to_write.is_empty() {
             return Ok(out);
         }
-        let coll2 = Arc::clone(coll);
-        let (to_write, replaced) = tokio::task::spawn_blocking(move || {
+        let store = coll.store.clone();
+        let (to_write, mut staged) = tokio::task::spawn_blocking(move || {
             let mut staged: Vec<StagedDocument> = Vec::with_capacity(to_write.len());
-            for (_, p, header, _) in &to_write {
+            for (_, p, header) in &to_write {
                 let chunks: Vec<NewChunk<'_>> =
                     p.texts.iter().zip(&p.vectors).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
-                match coll2.store.stage_document(&p.doc_id, header, &chunks) {
+                match store.stage_document(&p.doc_id, header, &chunks) {
                     Ok(s) => staged.push(s),
                     Err(e) => {
-                        coll2.store.discard_staged(&staged);
+                        store.discard_staged(&staged);
                         return Err(e);
                     }
                 }
             }
-            // In place all together, with the maps, under `files`: readers see all or none.
-            let _files = coll2.files.write();
-            if let Err(e) = coll2.store.commit_staged(&staged) {
-                coll2.store.discard_staged(&staged);
-                return Err(e);
-            }
-            let mut replaced = Vec::new();
-            for ((_, p, header, _), s) in to_write.iter().zip(staged) {
-                let ids: Vec<_> = (0..p.texts.len() as u32).map(|i| coll2.point_id(&p.doc_id, i)).collect();
-                if let Some(prev) = coll2.install(&p.doc_id, header, s.staged.bytes, s.staged.locations, ids.clone()) {
-                    replaced.push((prev, ids));
-                }
-            }
-            Ok((to_write, replaced))
+            Ok((to_write, staged))
         })
         .await
         .map_err(internal)?
         .map_err(internal)?;
-        // The files and maps are committed; the index follows.
-        for (slot, p, _, was_there) in to_write {
+        let mut ready = Vec::with_capacity(to_write.len());
+        let mut done = Vec::with_capacity(to_write.len());
+        for ((slot, p, header), s) in to_write.into_iter().zip(staged.iter_mut()) {
             let chunks = p.texts.len();
-            coll.upsert_points(&p.doc_id, p.vectors)?;
+            ready.push(ReadyDocument {
+                doc_id: p.doc_id.clone(),
+                header,
+                bytes: s.staged.bytes,
+                locations: std::mem::take(&mut s.staged.locations),
+                vectors: p.vectors,
+            });
+            done.push((slot, p.doc_id, p.path, chunks));
+        }
+        // All of them in place together: readers see all or none, a crash leaves all or none.
+        let replaced = coll
+            .commit(ready, move |store| store.commit_staged(&staged).inspect_err(|_| store.discard_staged(&staged)))
+            .await?;
+        for ((slot, doc_id, path, chunks), was_there) in done.into_iter().zip(replaced) {
             self.metrics.ingested_documents.fetch_add(1, Ordering::Relaxed);
             self.metrics.ingested_chunks.fetch_add(chunks as u64, Ordering::Relaxed);
-            tracing::info!(collection = %coll.meta.name, doc_id = %p.doc_id, chunks, replaced = was_there, "document committed");
+            tracing::info!(collection = %coll.meta.name, doc_id = %doc_id, chunks, replaced = was_there, "document committed");
             let status = if was_there { DocumentStatus::Replaced } else { DocumentStatus::Created };
-            out.push((slot, DocumentOutcome { doc_id: p.doc_id, path: p.path, status, chunks: chunks as u64 }));
-        }
-        for (prev, ids) in replaced {
-            coll.drop_stale_points(&prev, &ids)?;
+            out.push((slot, DocumentOutcome { doc_id, path, status, chunks: chunks as u64 }));
         }
         Ok(out)
     }

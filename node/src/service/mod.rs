@@ -229,6 +229,17 @@ pub(crate) struct CollectionState {
     pub points: HashMap<PointId, ChunkRef>,
 }
 
+/// A document whose file is ready to be put in place ([`Collection::commit`]): what the maps and
+/// the index need of it, in chunk order.
+pub(crate) struct ReadyDocument {
+    pub doc_id: String,
+    pub header: crate::store::DocumentHeader,
+    /// The file's length.
+    pub bytes: u64,
+    pub locations: Vec<ChunkLocation>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
 /// A collection at run time: its files, its index and what is in them.
 pub struct Collection {
     pub(crate) store: CollectionStore,
@@ -270,51 +281,61 @@ impl Collection {
         u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
     }
 
-    /// Puts a document's vectors (in chunk order) in the index, before its file is in place: a
-    /// search that meets them finds no chunk yet (or the previous version's, whose file is still
-    /// there), never a wrong one. Returns their point ids.
-    pub(crate) fn upsert_points(&self, doc_id: &str, vectors: Vec<Vec<f32>>) -> Result<Vec<PointId>, NodeError> {
-        let point_ids: Vec<PointId> = (0..vectors.len() as u32).map(|i| self.point_id(doc_id, i)).collect();
-        self.index.upsert(point_ids.iter().copied().zip(vectors).collect()).map_err(internal)?;
-        Ok(point_ids)
-    }
-
-    /// Points the maps at a document whose file is now in place. Callers hold `files` for
-    /// writing (and the commit lock). Returns the entry it replaced.
-    pub(crate) fn install(
-        &self,
-        doc_id: &str,
-        header: &crate::store::DocumentHeader,
-        bytes: u64,
-        locations: Vec<ChunkLocation>,
-        point_ids: Vec<PointId>,
-    ) -> Option<DocEntry> {
-        let mut state = self.state.write();
-        let previous = state.docs.get(doc_id).cloned();
-        if let Some(prev) = &previous {
-            for id in &prev.point_ids {
-                state.points.remove(id);
+    /// Puts documents in place, the one way uploads and replicas both take: `place` moves their
+    /// files, under `files` for writing together with the maps that point into them, so a reader
+    /// sees all of them or none; then their vectors go into the index (a search meanwhile meets
+    /// the previous version's vectors, whose chunks still exist, or none), and points a replaced
+    /// version no longer has leave it. Returns, per document, whether it replaced one. Callers
+    /// hold the commit lock.
+    pub(crate) async fn commit(
+        self: &Arc<Self>,
+        docs: Vec<ReadyDocument>,
+        place: impl FnOnce(&CollectionStore) -> Result<(), crate::store::StoreError> + Send + 'static,
+    ) -> Result<Vec<bool>, NodeError> {
+        // Point ids are keyed hashes: computed once, outside the lock.
+        let ids: Vec<Vec<PointId>> =
+            docs.iter().map(|d| (0..d.locations.len() as u32).map(|i| self.point_id(&d.doc_id, i)).collect()).collect();
+        let coll = Arc::clone(self);
+        let (docs, ids, previous) = tokio::task::spawn_blocking(move || {
+            let _files = coll.files.write();
+            place(&coll.store)?;
+            let mut state = coll.state.write();
+            let mut previous = Vec::with_capacity(docs.len());
+            let mut docs = docs;
+            for (d, point_ids) in docs.iter_mut().zip(&ids) {
+                let old = state.docs.get(&d.doc_id).cloned();
+                for id in old.iter().flat_map(|o| &o.point_ids) {
+                    state.points.remove(id);
+                }
+                for (i, (id, loc)) in point_ids.iter().zip(std::mem::take(&mut d.locations)).enumerate() {
+                    state.points.insert(*id, ChunkRef { doc_id: d.doc_id.clone(), chunk: i as u32, loc });
+                }
+                let entry = DocEntry {
+                    path: d.header.path.clone(),
+                    fingerprint: d.header.fingerprint.clone(),
+                    point_ids: point_ids.clone(),
+                    version: d.header.version,
+                    bytes: d.bytes,
+                };
+                state.docs.insert(d.doc_id.clone(), entry);
+                previous.push(old);
             }
+            Ok::<_, crate::store::StoreError>((docs, ids, previous))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let mut replaced = Vec::with_capacity(docs.len());
+        for ((d, point_ids), old) in docs.into_iter().zip(ids).zip(previous) {
+            self.index.upsert(point_ids.iter().copied().zip(d.vectors).collect()).map_err(internal)?;
+            if let Some(old) = &old {
+                let keep: std::collections::HashSet<PointId> = point_ids.iter().copied().collect();
+                let stale: Vec<PointId> = old.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
+                self.index.delete(&stale).map_err(internal)?;
+            }
+            replaced.push(old.is_some());
         }
-        for (i, (id, loc)) in point_ids.iter().zip(locations).enumerate() {
-            state.points.insert(*id, ChunkRef { doc_id: doc_id.to_string(), chunk: i as u32, loc });
-        }
-        let entry = DocEntry {
-            path: header.path.clone(),
-            fingerprint: header.fingerprint.clone(),
-            point_ids,
-            version: header.version,
-            bytes,
-        };
-        state.docs.insert(doc_id.to_string(), entry);
-        previous
-    }
-
-    /// Removes from the index the points of a replaced version that the new one does not have.
-    pub(crate) fn drop_stale_points(&self, previous: &DocEntry, current: &[PointId]) -> Result<(), NodeError> {
-        let keep: std::collections::HashSet<PointId> = current.iter().copied().collect();
-        let stale: Vec<PointId> = previous.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
-        self.index.delete(&stale).map_err(internal)
+        Ok(replaced)
     }
 
     /// Deletes a document held here: its file and its entry (together, under `files`), then its

@@ -13,7 +13,7 @@ use libp2p::PeerId;
 use prag_proto::api::ShardView;
 
 use super::cluster::owners_of;
-use super::{Collection, Node, NodeError};
+use super::{Collection, Node, NodeError, ReadyDocument};
 use crate::cluster::TransferJob;
 use crate::cluster::placement::shard_of;
 use crate::cluster::search::{Source, covers};
@@ -313,20 +313,12 @@ impl Node {
             .map_err(|e| format!("received file refused: {e}"))?;
         let chunks = loaded.chunks.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let (locations, vectors): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-        let points = c.upsert_points(doc, vectors).map_err(|e| e.to_string())?;
-        let (coll, d, p, header, bytes, ids) =
-            (Arc::clone(c), doc.to_string(), part.to_path_buf(), loaded.header, loaded.bytes, points.clone());
-        let previous = tokio::task::spawn_blocking(move || {
-            let _files = coll.files.write();
-            coll.store.place_replica(&d, &p)?;
-            Ok::<_, crate::store::StoreError>(coll.install(&d, &header, bytes, locations, ids))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot put the received file in place: {e}"))?;
-        if let Some(prev) = previous {
-            c.drop_stale_points(&prev, &points).map_err(|e| e.to_string())?;
-        }
+        let ready =
+            ReadyDocument { doc_id: doc.to_string(), header: loaded.header, bytes: loaded.bytes, locations, vectors };
+        let (d, p) = (doc.to_string(), part.to_path_buf());
+        c.commit(vec![ready], move |store| store.place_replica(&d, &p))
+            .await
+            .map_err(|e| format!("cannot put the received file in place: {e}"))?;
         Ok(true)
     }
 
