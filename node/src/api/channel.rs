@@ -124,17 +124,9 @@ async fn admit_and_run(
 /// Seals an answer: `200 application/octet-stream`, the route's status inside.
 async fn seal(answer: Response, key: &ResponseKey) -> Response {
     let status = answer.status().as_u16();
-    let bytes = match collect(answer.into_body(), MAX_ANSWER, std::time::Duration::from_secs(600)).await {
-        Ok(b) => b,
-        Err(e) => {
-            let body =
-                serde_json::to_vec(&prag_proto::api::ErrorBody { error: e.0.to_string(), code: e.0.code().into() })
-                    .unwrap_or_default();
-            return match seal_response(key, 500, &body) {
-                Ok(sealed) => sealed_response(sealed),
-                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            };
-        }
+    let (status, bytes) = match collect(answer.into_body(), MAX_ANSWER, std::time::Duration::from_secs(600)).await {
+        Ok(b) => (status, b),
+        Err(e) => (500, serde_json::to_vec(&e.body()).unwrap_or_default().into()),
     };
     match seal_response(key, status, &bytes) {
         Ok(sealed) => sealed_response(sealed),

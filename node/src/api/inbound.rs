@@ -66,9 +66,7 @@ impl PendingBody {
     /// The declared length of a sealed body (plain bodies declare none).
     pub fn declared_len(&self) -> Option<u64> {
         match &self.kind {
-            BodyKind::Sealed { opener: Some(o), .. } => {
-                Some(o.sealed_len().saturating_sub(crate::channel::TAG_LEN as u64))
-            }
+            BodyKind::Sealed { opener: Some(o), .. } => Some(o.body_len()),
             _ => None,
         }
     }
@@ -94,8 +92,7 @@ impl PendingBody {
             }
             BodyKind::Sealed { body, opener, sha256 } => {
                 let opener = opener.ok_or_else(|| ApiError(NodeError::Internal("the body was already read".into())))?;
-                let sealed_len = opener.sealed_len();
-                let plain_len = sealed_len.saturating_sub(crate::channel::TAG_LEN as u64);
+                let (sealed_len, plain_len) = (opener.sealed_len(), opener.body_len());
                 if plain_len > limit as u64 {
                     return Err(too_large(format!("the body is {plain_len} bytes; this route takes at most {limit}")));
                 }

@@ -109,13 +109,20 @@ impl From<NodeError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: self.0.to_string(), code: self.0.code().to_string() }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let NodeError::Internal(msg) = &self.0 {
             tracing::error!(error = %msg, "request failed");
         }
-        (status, axum::Json(ErrorBody { error: self.0.to_string(), code: self.0.code().to_string() })).into_response()
+        (status, axum::Json(self.body())).into_response()
     }
 }
 

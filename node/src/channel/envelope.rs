@@ -185,6 +185,11 @@ impl NodeRequest {
 }
 
 impl BodyOpener {
+    /// Bytes of the body, as the head declares.
+    pub fn body_len(&self) -> u64 {
+        self.len
+    }
+
     /// Bytes the sealed body must have.
     pub fn sealed_len(&self) -> u64 {
         self.len.saturating_add(TAG_LEN as u64)

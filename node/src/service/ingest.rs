@@ -69,16 +69,8 @@ impl Node {
         bytes: Vec<u8>,
     ) -> Result<Vec<DocumentOutcome>, NodeError> {
         let started = Instant::now();
+        self.check_upload(caller, collection, path, Some(bytes.len() as u64))?;
         let coll = self.collection(collection)?;
-        coll.check_owner(caller)?;
-        check_upload_path(path)?;
-        if bytes.len() > self.config.max_file_bytes {
-            return Err(NodeError::TooLarge(format!(
-                "{path} is {} bytes; this node accepts files of at most {} bytes",
-                bytes.len(),
-                self.config.max_file_bytes
-            )));
-        }
         let tenant = prag_proto::account::public_key_hex(caller);
         let size = bytes.len() as u64;
         let docs = self.extract_documents(&tenant, path, bytes).await?;
@@ -135,25 +127,25 @@ impl Node {
         }
         let mut outcomes: Vec<Option<DocumentOutcome>> = Vec::with_capacity(docs.len());
         let mut prepared: Vec<(usize, Prepared)> = Vec::new();
-        for doc in docs {
-            let doc_id = coll.store.document_id(&doc.path);
-            let fingerprint = coll.store.fingerprint(&doc.text);
+        for SourceDocument { path, text } in docs {
+            let doc_id = coll.store.document_id(&path);
+            let fingerprint = coll.store.fingerprint(&text);
             let existing =
                 coll.state.read().docs.get(&doc_id).filter(|e| e.fingerprint == fingerprint).map(|e| e.point_ids.len());
             if let Some(chunks) = existing {
                 self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
                 outcomes.push(Some(DocumentOutcome {
                     doc_id,
-                    path: doc.path,
+                    path,
                     status: DocumentStatus::Unchanged,
                     chunks: chunks as u64,
                 }));
                 continue;
             }
-            let texts = self.chunk(doc.text.clone(), &doc.path).await?;
+            let texts = self.chunk(text, &path).await?;
             // The slow part, on this caller's turns; done before taking the commit lock.
             let vectors = self.embedder.embed_for(tenant, texts.clone()).await.map_err(internal)?;
-            prepared.push((outcomes.len(), Prepared { doc_id, path: doc.path, fingerprint, texts, vectors }));
+            prepared.push((outcomes.len(), Prepared { doc_id, path, fingerprint, texts, vectors }));
             outcomes.push(None);
         }
         if !prepared.is_empty() {
