@@ -110,7 +110,8 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-struct Len(usize);
+/// An HKDF output length, for ring's `expand`.
+pub(crate) struct Len(pub usize);
 impl hkdf::KeyType for Len {
     fn len(&self) -> usize {
         self.0

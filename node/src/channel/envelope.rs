@@ -13,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::cluster::{HpkePrivateKey, HpkePublicKey};
+use crate::crypto::Len;
 
 /// The request header that carries `base64(enc ‖ sealed head)`.
 pub const HEADER_CHANNEL: &str = "x-prag-channel";
@@ -55,13 +56,6 @@ pub struct ResponseKey {
 impl std::fmt::Debug for ResponseKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResponseKey(..)")
-    }
-}
-
-struct Len(usize);
-impl hkdf::KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
     }
 }
 
