@@ -53,11 +53,6 @@ impl<W: Work> FairQueue<W> {
         self.tenants.is_empty()
     }
 
-    /// Tenants with work waiting.
-    pub fn tenants(&self) -> usize {
-        self.tenants.len()
-    }
-
     /// Drops cancelled and finished work, and tenants left with none. Returns the cancelled work.
     pub fn prune(&mut self) -> Vec<W> {
         let mut cancelled = Vec::new();

@@ -22,8 +22,6 @@ use crate::cluster::HpkePublicKey;
 pub struct VerifiedNode {
     pub node_id: String,
     pub channel_key: HpkePublicKey,
-    /// The report's kind: `tdx`, `sev-snp` or `dev`.
-    pub kind: String,
 }
 
 pub struct NodeClient {
@@ -74,10 +72,6 @@ impl NodeClient {
         Ok(NodeClient { base, key, http, trust, node: tokio::sync::OnceCell::new() })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     pub fn key(&self) -> &SigningKey {
         &self.key
     }
@@ -109,7 +103,7 @@ impl NodeClient {
                  its hardware or software; do not send it real data"
             );
         }
-        Ok(VerifiedNode { node_id: card.node_id, channel_key, kind: verified.kind })
+        Ok(VerifiedNode { node_id: card.node_id, channel_key })
     }
 
     /// Signs and seals a request for the node (`audience`: its id), without sending it.

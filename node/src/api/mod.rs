@@ -48,9 +48,7 @@ use prag_proto::api::{
 };
 use serde::de::DeserializeOwned;
 
-pub use channel::route_body_limit;
-pub use inbound::{Authenticated, SMALL_BODY, body_deadline};
-use inbound::{Inbound, collect};
+use inbound::{Inbound, SMALL_BODY, body_deadline, collect};
 
 use crate::service::{Node, NodeError};
 

@@ -70,10 +70,6 @@ impl Sandbox {
         Sandbox { config, slots, per_caller: KeyedSlots::new(1) }
     }
 
-    pub fn config(&self) -> &SandboxConfig {
-        &self.config
-    }
-
     /// The text of an HTML or PDF file, extracted in a child process for `caller` (one child per
     /// caller at a time, so one caller cannot hold every slot).
     pub async fn extract(
