@@ -6,10 +6,14 @@
 //! - `retrieval`: the same question to a node holding everything alone, and to a node of a
 //!   3-node network (4 shards, 2 copies) that holds only some shards and asks a peer for the
 //!   rest. The difference of the two is what distribution adds.
+//! - `remote-search`: that node's search of an already embedded question (every shard, a peer
+//!   asked for those it lacks), with the ledger idle and while the orderer commits 50 transactions
+//!   a second (every node appends and syncs each one): p50 and p99 over 400 searches each.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -279,7 +283,88 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
         "retrieval: the entry node asked peers {} times, remote search p50 ≤ {} ms, p99 ≤ {} ms (histogram bucket bounds)",
         s.remote_searches, s.remote_search_p50_ms, s.remote_search_p99_ms
     );
+    let vector = rt.block_on(embedder.embed(vec![question().text])).unwrap().remove(0);
+    remote_search_under_ledger_load(c, rt, &a, entry, &vector);
     drop((a, b, cn));
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Commits `per_second` transactions a second on `orderer` until `stop` is set; returns how many.
+fn ledger_load(orderer: Arc<Node>, per_second: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let period = Duration::from_secs(1) / per_second;
+        let mut next = Instant::now();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let subscriber = SigningKey::random(&mut rand::thread_rng());
+            let tx = SignedTx::sign(
+                &key(1),
+                &format!("loadnonce{n:012}-{}", std::process::id()),
+                prag_node::auth::unix_now(),
+                json!({"register_subscriber": {"public_key": prag_proto::account::public_key_hex(subscriber.verifying_key())}}),
+            )
+            .unwrap();
+            orderer.ledger.submit(tx).expect("load transaction");
+            n += 1;
+            next += period;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        n
+    })
+}
+
+fn remote_search_under_ledger_load(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    orderer: &Arc<Node>,
+    entry: &Arc<Node>,
+    vector: &[f32],
+) {
+    let search = || {
+        let (hits, missing) = rt.block_on(entry.search_vector("clinic", vector.to_vec(), 5, true)).unwrap();
+        assert!(missing.is_empty() && !hits.is_empty());
+    };
+    let timed = |n: usize| -> Vec<Duration> {
+        let mut out: Vec<Duration> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                search();
+                t.elapsed()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for _ in 0..50 {
+        search();
+    }
+    let quiet = timed(400);
+    let mut g = c.benchmark_group("remote-search");
+    g.sample_size(100);
+    g.bench_function("ledger-idle", |bch| bch.iter(search));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = ledger_load(Arc::clone(orderer), 50, Arc::clone(&stop));
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let loaded = timed(400);
+    g.bench_function("ledger-50-tx-per-s", |bch| bch.iter(search));
+    stop.store(true, Ordering::Relaxed);
+    let committed = load.join().unwrap();
+    g.finish();
+    eprintln!(
+        "remote-search: ledger idle p50 {:.3} ms p99 {:.3} ms; under load p50 {:.3} ms p99 {:.3} ms \
+         ({committed} transactions committed in {:.1} s = {:.1}/s)",
+        ms(percentile(&quiet, 0.5)),
+        ms(percentile(&quiet, 0.99)),
+        ms(percentile(&loaded, 0.5)),
+        ms(percentile(&loaded, 0.99)),
+        started.elapsed().as_secs_f64(),
+        committed as f64 / started.elapsed().as_secs_f64()
+    );
 }
 
 fn bench(c: &mut Criterion) {

@@ -39,6 +39,20 @@ impl Node {
         })
     }
 
+    /// Searches every shard of `collection` for an already embedded question: the distributed
+    /// search without the embedder (benchmarks). Returns the hits and the shards no replica served.
+    pub async fn search_vector(
+        &self,
+        collection: &str,
+        vector: Vec<f32>,
+        k: usize,
+        exact: bool,
+    ) -> Result<(Vec<prag_proto::api::Hit>, Vec<u32>), NodeError> {
+        let coll = self.collection(collection)?;
+        let found = self.search_collection(&coll, vector, k, exact).await?;
+        Ok((found.hits, found.missing_shards))
+    }
+
     /// Checks the question, embeds it once (on `tenant`'s turn) and searches every shard of the
     /// collection (here, or on peers: see `distributed.rs`). Chunks that fail their integrity
     /// check come back apart.
