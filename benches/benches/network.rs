@@ -302,7 +302,7 @@ fn ledger_load(orderer: Arc<Node>, per_second: u32, stop: Arc<AtomicBool>) -> st
             let subscriber = SigningKey::random(&mut rand::thread_rng());
             let tx = SignedTx::sign(
                 &key(1),
-                &format!("loadnonce{n:012}-{}", std::process::id()),
+                &format!("loadnonce{n:012}x{}", std::process::id()),
                 prag_node::auth::unix_now(),
                 json!({"register_subscriber": {"public_key": prag_proto::account::public_key_hex(subscriber.verifying_key())}}),
             )
