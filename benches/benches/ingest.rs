@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prag_benches::model_dir;
 use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
-use prag_node::service::{IndexChoice, Node, NodeConfig};
+use prag_node::config::IndexConfig;
+use prag_node::{Node, NodeConfig};
 
 const DOCS: usize = 32;
 
@@ -29,25 +30,14 @@ fn bench(c: &mut Criterion) {
     cfg.device = DeviceSpec::Cpu;
     let embedder = Embedder::load(cfg).expect("embedder");
     let tmp = tempfile::tempdir().expect("tmp");
-    let config = NodeConfig {
-        data_dir: tmp.path().join("data"),
-        index: IndexChoice::Embedded {
-            dir: Some(std::path::Path::new("/dev/shm").join(format!("prag-bench-ingest-{}", std::process::id()))),
-        },
-        chunk_tokens: 200,
-        chunk_overlap: 32,
-        max_file_bytes: 64 << 20,
-        chain_id: "prag-bench".into(),
-        access: Default::default(),
-        p2p: None,
-        cluster: Default::default(),
-        limits: Default::default(),
-        janitor_exe: None,
+    let mut config = NodeConfig::new(tmp.path().join("data"));
+    config.index = IndexConfig::Embedded {
+        dir: Some(std::path::Path::new("/dev/shm").join(format!("prag-bench-ingest-{}", std::process::id()))),
     };
     let node = rt.block_on(Node::open(config, embedder.clone(), None)).expect("node");
-    let owner = k256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("key");
+    let owner = prag_testkit::key(9);
     let who = k256::ecdsa::VerifyingKey::from(&owner);
-    rt.block_on(node.create_collection("bench", &who)).expect("collection");
+    rt.block_on(node.collections().create("bench", &who)).expect("collection");
 
     // The chunk texts one round produces, for the embedder-only baseline.
     let chunks_of = |text: &str| -> Vec<String> {
@@ -100,7 +90,7 @@ fn bench(c: &mut Criterion) {
                     use futures::StreamExt;
                     futures::stream::iter(docs.into_iter().map(|(p, bytes)| {
                         let node = Arc::clone(&node);
-                        async move { node.upload(&who, "bench", &p, bytes).await }
+                        async move { node.ingest().upload(&who, "bench", &p, bytes).await }
                     }))
                     .buffer_unordered(4)
                     .for_each(|r| async move {

@@ -18,80 +18,72 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use prag_benches::model_dir;
 use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
-use prag_node::cluster::{ClusterConfig, StorageIdentity};
+use prag_node::config::{AttestationMode, ClusterConfig, IndexConfig, NetConfig};
 use prag_node::crypto::MasterKey;
-use prag_node::p2p::P2pConfig;
-use prag_node::service::{AccessConfig, AttestationMode, IndexChoice, Node, NodeConfig};
+use prag_node::identity::StorageIdentity;
 use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
+use prag_node::{Node, NodeConfig};
 use prag_proto::api::QueryRequest;
 use prag_proto::ledger::SignedTx;
+use prag_testkit::{free_port, key, model_dir};
 use serde_json::json;
 
 const DOCS: usize = 128;
 const CHUNKS: usize = 32;
 const CHUNK_BYTES: usize = 64 << 10;
 
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_slice(&[seed; 32]).expect("key")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
 fn config(data: &Path, listen: &str, peers: &[String], cluster: ClusterConfig) -> NodeConfig {
     config_on(data, &[listen], peers, cluster)
 }
 
 fn config_on(data: &Path, listen: &[&str], peers: &[String], cluster: ClusterConfig) -> NodeConfig {
-    NodeConfig {
-        data_dir: data.to_path_buf(),
-        index: IndexChoice::Embedded {
-            dir: Some(Path::new("/dev/shm").join(format!(
-                "prag-bench-net-{}-{}",
-                std::process::id(),
-                data.file_name().unwrap().to_string_lossy()
-            ))),
-        },
-        chunk_tokens: 200,
-        chunk_overlap: 32,
-        max_file_bytes: 64 << 20,
-        chain_id: "prag-bench".into(),
-        access: AccessConfig { attestation: AttestationMode::Dev, ..Default::default() },
-        p2p: Some(P2pConfig {
-            listen: listen.iter().map(|l| l.parse().unwrap()).collect(),
-            peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
-            mdns: false,
-        }),
-        cluster,
-        limits: Default::default(),
-        janitor_exe: None,
-    }
+    let mut c = NodeConfig::new(data);
+    c.index = IndexConfig::Embedded {
+        dir: Some(Path::new("/dev/shm").join(format!(
+            "prag-bench-net-{}-{}",
+            std::process::id(),
+            data.file_name().unwrap().to_string_lossy()
+        ))),
+    };
+    c.chain_id = "prag-bench".into();
+    c.access.attestation = AttestationMode::Dev;
+    c.net = Some(NetConfig::new(
+        listen.iter().map(|l| l.parse().unwrap()).collect(),
+        peers.iter().map(|p| p.parse().unwrap()).collect(),
+    ));
+    c.cluster = cluster;
+    c
+}
+
+/// The default storage-network settings, changed by `change`.
+fn cluster(change: impl FnOnce(&mut ClusterConfig)) -> ClusterConfig {
+    let mut c = NodeConfig::new("/").cluster;
+    change(&mut c);
+    c
 }
 
 /// Registers the node in `data` as a `prag-storage` worker (dev report) in `orderer`'s ledger.
-fn register(orderer: &Node, data: &Path, n: u64) {
+fn register(rt: &tokio::runtime::Runtime, orderer: &Node, data: &Path, n: u64) {
     std::fs::create_dir_all(data).unwrap();
     let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
-    let peer = prag_node::p2p::load_or_create_identity(data).unwrap().public().to_peer_id().to_string();
+    let peer = prag_node::load_or_create_keypair(data).unwrap().public().to_peer_id().to_string();
     let id = StorageIdentity::derive(&master).unwrap();
-    let report = json!({"kind": "dev", "notice": prag_node::attest::DEV_NOTICE, "signing_key": id.signing_key_hex()});
+    let report = prag_node::attest::AttestationReport::development(&id.signing_key_hex());
     let tx = SignedTx::sign(
         &key(1),
         &format!("benchnonce{n:010}"),
-        prag_node::auth::unix_now(),
+        prag_node::unix_now(),
         json!({"register_worker": {
             "ip_address": peer,
             "payment_wallet": prag_proto::account::address(key(30).verifying_key()),
-            "attestation_report": report.to_string(),
+            "attestation_report": report,
             "worker_type": "prag-storage",
             "signing_key": id.signing_key_hex(),
         }}),
     )
     .unwrap();
-    orderer.ledger.submit(tx).expect("register");
+    rt.block_on(orderer.ledger().submit(tx)).expect("register");
 }
 
 /// Writes `DOCS` documents of `CHUNKS` chunks of `CHUNK_BYTES` into a new collection of the node
@@ -152,11 +144,14 @@ fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embed
     let port = free_port();
     let a_tcp = format!("/ip4/127.0.0.1/tcp/{port}");
     let a_quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1");
-    let fast = ClusterConfig { sync_interval: Duration::from_millis(50), transfer_rate: 0, ..Default::default() };
+    let fast = cluster(|c| {
+        c.sync_interval = Duration::from_millis(50);
+        c.transfer_rate = 0;
+    });
     let a = rt
         .block_on(Node::open(config_on(&a_dir, &[&a_tcp, &a_quic], &[], fast.clone()), embedder.clone(), Some(&key(1))))
         .expect("node a");
-    register(&a, &a_dir, 0);
+    register(rt, &a, &a_dir, 0);
     eprintln!("replication: {DOCS} documents, {} MiB of ciphertext", bytes >> 20);
 
     let mut g = c.benchmark_group("replication");
@@ -173,7 +168,7 @@ fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embed
                 for _ in 0..iters {
                     n += 1;
                     let dir: PathBuf = tmp.join(format!("repl-b{n}"));
-                    register(&a, &dir, n);
+                    register(rt, &a, &dir, n);
                     let started = Instant::now();
                     let node = rt
                         .block_on(Node::open(
@@ -183,7 +178,7 @@ fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embed
                         ))
                         .expect("node b");
                     loop {
-                        let s = node.status().cluster.unwrap();
+                        let s = node.status().detailed().cluster.unwrap();
                         if s.documents_replicated as usize >= DOCS {
                             break;
                         }
@@ -202,27 +197,27 @@ fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embed
 }
 
 async fn fill(node: &Arc<Node>, owner: &VerifyingKey) {
-    node.create_collection("clinic", owner).await.expect("collection");
-    for (path, text) in prag_node::commands::demo::SAMPLE_CORPUS {
-        node.upload(owner, "clinic", path, text.as_bytes().to_vec()).await.expect("upload");
+    node.collections().create("clinic", owner).await.expect("collection");
+    for (path, text) in prag_node::sample::CORPUS {
+        node.ingest().upload(owner, "clinic", path, text.as_bytes().to_vec()).await.expect("upload");
     }
 }
 
 fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedder, tmp: &Path) {
     let owner = VerifyingKey::from(&key(5));
-    let mut single_cfg = config(&tmp.join("single"), "/ip4/127.0.0.1/tcp/0", &[], ClusterConfig::default());
-    single_cfg.p2p = None;
+    let mut single_cfg = config(&tmp.join("single"), "/ip4/127.0.0.1/tcp/0", &[], cluster(|_| {}));
+    single_cfg.net = None;
     let single = rt.block_on(Node::open(single_cfg, embedder.clone(), None)).expect("single");
     rt.block_on(fill(&single, &owner));
 
-    let net = ClusterConfig { shards: 8, ..Default::default() };
+    let net = cluster(|c| c.shards = 8);
     let addrs: Vec<String> = (0..3).map(|_| format!("/ip4/127.0.0.1/tcp/{}", free_port())).collect();
     let dirs: Vec<PathBuf> = ["net-a", "net-b", "net-c"].iter().map(|d| tmp.join(d)).collect();
     let a = rt
         .block_on(Node::open(config(&dirs[0], &addrs[0], &[], net.clone()), embedder.clone(), Some(&key(1))))
         .unwrap();
     for (i, d) in dirs.iter().enumerate() {
-        register(&a, d, 1000 + i as u64);
+        register(rt, &a, d, 1000 + i as u64);
     }
     let b =
         rt.block_on(Node::open(config(&dirs[1], &addrs[1], &addrs[..1], net.clone()), embedder.clone(), None)).unwrap();
@@ -233,7 +228,7 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     let started = Instant::now();
     let nodes = [&a, &b, &cn];
     let held: Vec<usize> = loop {
-        let views: Vec<_> = nodes.iter().map(|n| n.status().cluster.unwrap()).collect();
+        let views: Vec<_> = nodes.iter().map(|n| n.status().detailed().cluster.unwrap()).collect();
         let settled = views.iter().all(|s| {
             !s.shards.is_empty()
                 && s.shards.iter().all(|sh| {
@@ -252,7 +247,7 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
         assert!(started.elapsed() < Duration::from_secs(60), "network did not settle: {views:?}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let with_docs = cn.status().cluster.unwrap().shards.iter().filter(|sh| sh.documents > 0).count();
+    let with_docs = cn.status().detailed().cluster.unwrap().shards.iter().filter(|sh| sh.documents > 0).count();
     // Ask through the node that holds the fewest shards: it must reach a peer for the others.
     let (entry_idx, entry_held) = held.iter().copied().enumerate().min_by_key(|(_, h)| *h).unwrap();
     let entry = nodes[entry_idx];
@@ -262,8 +257,8 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     assert!(entry_held < with_docs, "every node holds every shard; nothing to measure");
     let question =
         || QueryRequest { text: "How long do you keep a child's medical records?".into(), k: 5, exact: true };
-    let want = rt.block_on(single.query(&owner, "clinic", question())).unwrap();
-    let got = rt.block_on(entry.query(&owner, "clinic", question())).unwrap();
+    let want = rt.block_on(single.retrieval().query(&owner, "clinic", question())).unwrap();
+    let got = rt.block_on(entry.retrieval().query(&owner, "clinic", question())).unwrap();
     assert_eq!(
         want.hits.iter().map(|h| (&h.path, h.chunk)).collect::<Vec<_>>(),
         got.hits.iter().map(|h| (&h.path, h.chunk)).collect::<Vec<_>>()
@@ -272,13 +267,13 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     let mut g = c.benchmark_group("retrieval");
     g.sample_size(200);
     g.bench_function("single-node", |bch| {
-        bch.iter(|| rt.block_on(single.query(&owner, "clinic", question())).unwrap())
+        bch.iter(|| rt.block_on(single.retrieval().query(&owner, "clinic", question())).unwrap())
     });
     g.bench_function("3-nodes-via-partial-holder", |bch| {
-        bch.iter(|| rt.block_on(entry.query(&owner, "clinic", question())).unwrap())
+        bch.iter(|| rt.block_on(entry.retrieval().query(&owner, "clinic", question())).unwrap())
     });
     g.finish();
-    let s = entry.status().cluster.unwrap();
+    let s = entry.status().detailed().cluster.unwrap();
     eprintln!(
         "retrieval: the entry node asked peers {} times, remote search p50 ≤ {} ms, p99 ≤ {} ms (histogram bucket bounds)",
         s.remote_searches, s.remote_search_p50_ms, s.remote_search_p99_ms
@@ -293,7 +288,12 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// Commits `per_second` transactions a second on `orderer` until `stop` is set; returns how many.
-fn ledger_load(orderer: Arc<Node>, per_second: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+fn ledger_load(
+    rt: tokio::runtime::Handle,
+    orderer: Arc<Node>,
+    per_second: u32,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let period = Duration::from_secs(1) / per_second;
         let mut next = Instant::now();
@@ -303,11 +303,11 @@ fn ledger_load(orderer: Arc<Node>, per_second: u32, stop: Arc<AtomicBool>) -> st
             let tx = SignedTx::sign(
                 &key(1),
                 &format!("loadnonce{n:012}x{}", std::process::id()),
-                prag_node::auth::unix_now(),
+                prag_node::unix_now(),
                 json!({"register_subscriber": {"public_key": prag_proto::account::public_key_hex(subscriber.verifying_key())}}),
             )
             .unwrap();
-            orderer.ledger.submit(tx).expect("load transaction");
+            rt.block_on(orderer.ledger().submit(tx)).expect("load transaction");
             n += 1;
             next += period;
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -324,8 +324,8 @@ fn remote_search_under_ledger_load(
     vector: &[f32],
 ) {
     let search = || {
-        let (hits, missing) = rt.block_on(entry.search_vector("clinic", vector.to_vec(), 5, true)).unwrap();
-        assert!(missing.is_empty() && !hits.is_empty());
+        let found = rt.block_on(entry.retrieval().search_vector("clinic", vector.to_vec(), 5, true)).unwrap();
+        assert!(found.missing_shards.is_empty() && !found.hits.is_empty());
     };
     let timed = |n: usize| -> Vec<Duration> {
         let mut out: Vec<Duration> = (0..n)
@@ -347,7 +347,7 @@ fn remote_search_under_ledger_load(
     g.sample_size(100);
     g.bench_function("ledger-idle", |bch| bch.iter(search));
     let stop = Arc::new(AtomicBool::new(false));
-    let load = ledger_load(Arc::clone(orderer), 50, Arc::clone(&stop));
+    let load = ledger_load(rt.handle().clone(), Arc::clone(orderer), 50, Arc::clone(&stop));
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     let loaded = timed(400);

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use prag_benches::model_dir;
 use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
-use prag_node::cluster::ClusterConfig;
+use prag_node::config::{AttestationMode, IndexConfig, NetConfig};
 use prag_node::crypto::MasterKey;
-use prag_node::p2p::P2pConfig;
-use prag_node::service::{AccessConfig, AttestationMode, IndexChoice, Node, NodeConfig};
 use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
+use prag_node::{Node, NodeConfig};
+use prag_testkit::model_dir;
 use rand::Rng;
 
 const COLLECTIONS: usize = 4;
@@ -66,19 +65,12 @@ fn seed(data: &Path, owner: &VerifyingKey) {
 }
 
 fn config(data: &Path) -> NodeConfig {
-    NodeConfig {
-        data_dir: data.to_path_buf(),
-        index: IndexChoice::Embedded { dir: Some(data.with_extension("index")) },
-        chunk_tokens: 200,
-        chunk_overlap: 32,
-        max_file_bytes: 64 << 20,
-        chain_id: "prag-bench".into(),
-        access: AccessConfig { attestation: AttestationMode::Dev, ..Default::default() },
-        p2p: Some(P2pConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], peers: vec![], mdns: false }),
-        cluster: ClusterConfig::default(),
-        limits: Default::default(),
-        janitor_exe: None,
-    }
+    let mut c = NodeConfig::new(data);
+    c.index = IndexConfig::Embedded { dir: Some(data.with_extension("index")) };
+    c.chain_id = "prag-bench".into();
+    c.access.attestation = AttestationMode::Dev;
+    c.net = Some(NetConfig::new(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], vec![]));
+    c
 }
 
 fn bench(c: &mut Criterion) {
@@ -104,13 +96,13 @@ fn bench(c: &mut Criterion) {
     let mut last = u64::MAX;
     loop {
         std::thread::sleep(Duration::from_secs(2));
-        let indexed: u64 = node.status().collections.iter().map(|c| c.indexed_points).sum();
+        let indexed: u64 = node.status().detailed().collections.iter().map(|c| c.indexed_points).sum();
         if indexed == last {
             break;
         }
         last = indexed;
     }
-    let s = node.status();
+    let s = node.status().detailed();
     assert_eq!(s.documents as usize, COLLECTIONS * DOCS_PER_COLLECTION);
     eprintln!("node open: {} documents, {} chunks, {} shards in status", s.documents, s.chunks, {
         s.cluster.as_ref().map_or(0, |c| c.shards.len())
@@ -119,9 +111,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("status-10k-documents");
     g.sample_size(50);
     g.measurement_time(Duration::from_secs(10));
-    g.bench_function("v1-status", |b| b.iter(|| node.status()));
-    g.bench_function("metrics", |b| b.iter(|| node.render_metrics()));
-    g.bench_function("console-snapshot", |b| b.iter(|| node.console_feed()));
+    g.bench_function("v1-status", |b| b.iter(|| node.status().detailed()));
+    g.bench_function("metrics", |b| b.iter(|| node.status().prometheus()));
+    g.bench_function("console-snapshot", |b| b.iter(|| node.status().console()));
     g.finish();
     drop(node);
 }

@@ -69,6 +69,16 @@ impl EmbedderConfig {
     }
 }
 
+/// What [`Embedder::from_backend`] needs to know beyond the backend.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub model: String,
+    pub pooling: String,
+    pub workers: usize,
+    pub limits: BatchLimits,
+    pub queue_capacity: usize,
+}
+
 /// What an embedder is running, for logs, status and the console.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EmbedderInfo {
@@ -106,39 +116,52 @@ impl Embedder {
         let model_dir = ModelDir::open(&config.model_dir)?;
         let device = config.device.open()?;
         let dtype = config.dtype.resolve(&device)?;
-        let tokenizer = Arc::new(TextTokenizer::load(&model_dir)?);
+        let tokenizer = TextTokenizer::load(&model_dir)?;
         let backend = CandleBackend::load(&model_dir, &device, dtype)?;
         let workers = config.workers.unwrap_or_else(|| {
             if device.is_cpu() { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { 1 }
         });
-        let info = EmbedderInfo {
+        let spec = BackendSpec {
             model: model_dir.name(),
-            dimension: backend.dimension(),
-            max_seq_length: model_dir.max_seq_length,
             pooling: backend.pooling().to_string(),
-            device: backend.device(),
-            dtype: backend.dtype(),
             workers,
-            token_budget: config.limits.token_budget,
-            max_batch: config.limits.max_batch,
+            limits: config.limits,
+            queue_capacity: config.queue_capacity,
         };
-        let stats = Arc::new(EmbedStats::default());
-        let requests = runtime::start(
-            Arc::clone(&tokenizer),
-            Arc::new(backend),
-            runtime::RuntimeConfig {
-                limits: config.limits,
-                workers,
-                pad_id: PAD_ID,
-                max_tokens: model_dir.max_seq_length.max(1),
-            },
-            config.queue_capacity,
-            Arc::clone(&stats),
-        )?;
+        let embedder = Self::from_backend(tokenizer, Arc::new(backend), spec)?;
+        let info = embedder.info();
         tracing::info!(
             model = %info.model, device = %info.device, dtype = %info.dtype, workers,
             dimension = info.dimension, max_seq_length = info.max_seq_length, "embedder ready"
         );
+        Ok(embedder)
+    }
+
+    /// An embedder over any [`Backend`] and tokenizer: the same queue, fair batching and worker
+    /// threads as [`Embedder::load`]. Tests of what is not about embeddings use it with a fast,
+    /// deterministic stand-in model.
+    pub fn from_backend(tokenizer: TextTokenizer, backend: Arc<dyn Backend>, spec: BackendSpec) -> Result<Self> {
+        let tokenizer = Arc::new(tokenizer);
+        let max_seq_length = tokenizer.max_seq_length();
+        let info = EmbedderInfo {
+            model: spec.model,
+            dimension: backend.dimension(),
+            max_seq_length,
+            pooling: spec.pooling,
+            device: backend.device(),
+            dtype: backend.dtype(),
+            workers: spec.workers.max(1),
+            token_budget: spec.limits.token_budget,
+            max_batch: spec.limits.max_batch,
+        };
+        let stats = Arc::new(EmbedStats::default());
+        let requests = runtime::start(
+            Arc::clone(&tokenizer),
+            backend,
+            runtime::RuntimeConfig { limits: spec.limits, workers: info.workers, pad_id: PAD_ID, max_tokens: max_seq_length.max(1) },
+            spec.queue_capacity,
+            Arc::clone(&stats),
+        )?;
         Ok(Embedder { requests, tokenizer, info: Arc::new(info), stats })
     }
 

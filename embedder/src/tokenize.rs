@@ -43,23 +43,29 @@ impl std::fmt::Debug for TextTokenizer {
 impl TextTokenizer {
     pub fn load(model: &ModelDir) -> Result<Self> {
         let path = model.path(TOKENIZER);
-        let mut inner = Tokenizer::from_file(&path)
+        let inner = Tokenizer::from_file(&path)
             .map_err(|e| EmbedError::InvalidFile { path: path.clone(), reason: e.to_string() })?;
         check_matches_model(&path, &inner, &model.config)?;
+        Self::from_tokenizer(inner, model.max_seq_length)
+            .map_err(|e| EmbedError::InvalidFile { path: path.clone(), reason: e.to_string() })
+    }
+
+    /// Any `tokenizers` tokenizer, truncating at `max_seq_length` and padding nothing (a test's
+    /// stand-in model uses one built in code).
+    pub fn from_tokenizer(mut inner: Tokenizer, max_seq_length: usize) -> Result<Self> {
+        let invalid = |e: tokenizers::Error| EmbedError::Tokenize(e.to_string());
         inner.with_padding(None);
         let mut untruncated = inner.clone();
-        untruncated
-            .with_truncation(None)
-            .map_err(|e| EmbedError::InvalidFile { path: path.clone(), reason: e.to_string() })?;
+        untruncated.with_truncation(None).map_err(invalid)?;
         inner
             .with_truncation(Some(TruncationParams {
-                max_length: model.max_seq_length,
+                max_length: max_seq_length,
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|e| EmbedError::InvalidFile { path: path.clone(), reason: e.to_string() })?;
-        Ok(TextTokenizer { inner, untruncated, max_seq_length: model.max_seq_length })
+            .map_err(invalid)?;
+        Ok(TextTokenizer { inner, untruncated, max_seq_length })
     }
 
     pub fn max_seq_length(&self) -> usize {

@@ -15,7 +15,7 @@ use prag_proto::auth::{AuthError, MAX_SKEW_SECS, SignatureHeaders, VerifiedReque
 use sha2::{Digest, Sha256};
 
 /// Most remembered nonces by default (about 64 bytes each).
-pub const DEFAULT_CAPACITY: usize = 1_000_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 1_000_000;
 
 /// (canonical key, nonce) pairs that may still be replayed.
 #[derive(Debug)]
@@ -89,13 +89,30 @@ impl NonceCache {
     }
 }
 
+impl From<AuthError> for crate::error::Error {
+    fn from(e: AuthError) -> Self {
+        use crate::error::ErrorKind as K;
+        let kind = match e {
+            AuthError::Missing(_) => K::Unsigned,
+            AuthError::Malformed(_) => K::MalformedSignature,
+            AuthError::Stale { .. } | AuthError::BeforeStart => K::Stale,
+            AuthError::Replayed => K::Replayed,
+            AuthError::BadSignature => K::BadSignature,
+            AuthError::BodyMismatch => K::BodyMismatch,
+            AuthError::WrongAudience => K::WrongAudience,
+            AuthError::Busy => K::Busy,
+        };
+        crate::error::Error::new(kind, e.to_string())
+    }
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Verifies a request's head completely: signature, freshness, audience, then replay. The body is
 /// checked against the signed hash when it is read.
-pub fn authenticate(
+pub(crate) fn authenticate(
     nonces: &NonceCache,
     headers: &SignatureHeaders,
     method: &str,

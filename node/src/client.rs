@@ -8,7 +8,8 @@
 //! run. Requests are then signed (`prag_proto::auth`, the node's id as audience) and sealed to the
 //! channel key; answers come back sealed.
 
-use anyhow::{Context, bail};
+use std::fmt::Display;
+
 use k256::ecdsa::SigningKey;
 use prag_proto::api::{ChannelHead, ErrorBody, NodeAttestation, UploadResponse};
 use prag_proto::auth::sign_request;
@@ -16,7 +17,52 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::{ClientRequest, HEADER_CHANNEL, NodeTrust, SealedRequest, open_response, verify_node};
-use crate::cluster::HpkePublicKey;
+use crate::identity::HpkePublicKey;
+
+/// Why a request to a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node answered with a refusal (its error body).
+    #[error("the node refused ({status} {code}): {message}")]
+    Refused { status: u16, code: String, message: String },
+    /// The node answered something that is neither a result nor an error body.
+    #[error("the node answered {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    /// The request could not be made, or its answer not read (the node unreachable, not
+    /// attested, its answer not opening, ...).
+    #[error("{context}: {reason}")]
+    Failed { context: String, reason: String },
+}
+
+impl ClientError {
+    /// The node's refusal code, if it refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+fn failed(context: impl Into<String>, reason: impl Display) -> ClientError {
+    ClientError::Failed { context: context.into(), reason: reason.to_string() }
+}
+
+/// An error and every cause under it (a refused connection says so, not only "error sending
+/// request").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+/// `Result` with a [`ClientError`].
+pub type ClientResult<T> = Result<T, ClientError>;
 
 /// A node this client has verified.
 pub struct VerifiedNode {
@@ -41,16 +87,17 @@ pub struct Answer {
 
 impl Answer {
     /// The body as `R`, or the node's refusal as an error.
-    pub fn json<R: DeserializeOwned>(&self) -> anyhow::Result<R> {
+    pub fn json<R: DeserializeOwned>(&self) -> ClientResult<R> {
         let text = String::from_utf8_lossy(&self.body);
         if !(200..300).contains(&self.status) {
-            match serde_json::from_slice::<ErrorBody>(&self.body) {
-                Ok(e) => bail!("the node refused ({} {}): {}", self.status, e.code, e.error),
-                Err(_) => bail!("the node answered {}: {}", self.status, text.trim()),
-            }
+            return Err(match serde_json::from_slice::<ErrorBody>(&self.body) {
+                Ok(e) => ClientError::Refused { status: self.status, code: e.code, message: e.error },
+                Err(_) => ClientError::Unexpected { status: self.status, body: text.trim().to_string() },
+            });
         }
-        serde_json::from_slice(&self.body)
-            .with_context(|| format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            failed(format!("unexpected answer from the node: {}", text.chars().take(200).collect::<String>()), e)
+        })
     }
 
     /// The error code of a refusal (empty for success or an unreadable body).
@@ -60,15 +107,18 @@ impl Answer {
 }
 
 impl NodeClient {
-    pub fn new(base: &str, key: SigningKey, trust: NodeTrust) -> anyhow::Result<Self> {
+    pub fn new(base: &str, key: SigningKey, trust: NodeTrust) -> ClientResult<Self> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("node URL {base:?} must start with http:// or https://");
+            return Err(failed(format!("node URL {base:?}"), "it must start with http:// or https://"));
         }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(600))
+            // Below the node's shortest idle timeout (1 s): a kept-alive connection is dropped here
+            // before the node closes it, rather than a request racing the close.
+            .pool_idle_timeout(std::time::Duration::from_millis(800))
             .build()
-            .context("cannot build the HTTP client")?;
+            .map_err(|e| failed("cannot build the HTTP client", e))?;
         Ok(NodeClient { base, key, http, trust, node: tokio::sync::OnceCell::new() })
     }
 
@@ -76,26 +126,36 @@ impl NodeClient {
         &self.key
     }
 
+    fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        failed(format!("cannot reach the node at {}", self.base), with_causes(&e))
+    }
+
+    fn closed(&self, e: reqwest::Error) -> ClientError {
+        failed(format!("the node at {} closed the connection", self.base), with_causes(&e))
+    }
+
     /// The node, verified (once per client).
-    pub async fn node(&self) -> anyhow::Result<&VerifiedNode> {
+    pub async fn node(&self) -> ClientResult<&VerifiedNode> {
         self.node.get_or_try_init(|| self.verify()).await
     }
 
-    async fn verify(&self) -> anyhow::Result<VerifiedNode> {
+    async fn verify(&self) -> ClientResult<VerifiedNode> {
         let url = format!("{}/v1/attestation", self.base);
-        let resp =
-            self.http.get(&url).send().await.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let resp = self.http.get(&url).send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        let bytes = resp.bytes().await.map_err(|e| self.closed(e))?;
         if !status.is_success() {
             let why =
                 serde_json::from_slice::<ErrorBody>(&bytes).map(|e| e.error).unwrap_or_else(|_| status.to_string());
-            bail!("the node at {} cannot prove it is an attested node, so nothing was sent to it: {why}", self.base);
+            return Err(failed(
+                format!("the node at {} cannot prove it is an attested node, so nothing was sent to it", self.base),
+                why,
+            ));
         }
         let card: NodeAttestation = serde_json::from_slice(&bytes)
-            .with_context(|| format!("the node at {} sent an unreadable attestation", self.base))?;
+            .map_err(|e| failed(format!("the node at {} sent an unreadable attestation", self.base), e))?;
         let (channel_key, verified) = verify_node(&card, &self.trust, crate::auth::unix_now())
-            .with_context(|| format!("refusing the node at {}: nothing was sent to it", self.base))?;
+            .map_err(|e| failed(format!("refusing the node at {}: nothing was sent to it", self.base), e))?;
         if verified.kind == "dev" {
             tracing::warn!(
                 node = %self.base,
@@ -114,8 +174,8 @@ impl NodeClient {
         path: &str,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> anyhow::Result<SealedRequest> {
-        let nonce = crate::crypto::random_hex::<16>()?;
+    ) -> ClientResult<SealedRequest> {
+        let nonce = crate::crypto::random_hex::<16>().map_err(|e| failed("cannot make a nonce", e))?;
         let auth = sign_request(&self.key, method, path, body, crate::auth::unix_now(), &nonce, &node.node_id);
         let head = ChannelHead {
             method: method.to_string(),
@@ -124,12 +184,12 @@ impl NodeClient {
             body_len: body.len() as u64,
             auth,
         };
-        Ok(ClientRequest::seal(&node.channel_key, &node.node_id, &head, body)?)
+        ClientRequest::seal(&node.channel_key, &node.node_id, &head, body).map_err(|e| failed("cannot seal the request", e))
     }
 
     /// Sends a sealed request and opens the answer. An answer the node could not seal (the
     /// request did not open) comes back as it is.
-    pub async fn send_sealed(&self, sealed: &SealedRequest) -> anyhow::Result<Answer> {
+    pub async fn send_sealed(&self, sealed: &SealedRequest) -> ClientResult<Answer> {
         let resp = self
             .http
             .post(format!("{}/v1/sealed", self.base))
@@ -138,13 +198,14 @@ impl NodeClient {
             .body(sealed.body.clone())
             .send()
             .await
-            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+            .map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        let bytes = resp.bytes().await.map_err(|e| self.closed(e))?;
         if status != 200 {
             return Ok(Answer { status, body: bytes.to_vec() });
         }
-        let (status, body) = open_response(&sealed.response_key, &bytes).context("the node's sealed answer")?;
+        let (status, body) =
+            open_response(&sealed.response_key, &bytes).map_err(|e| failed("the node's sealed answer", e))?;
         Ok(Answer { status, body: body.to_vec() })
     }
 
@@ -155,7 +216,7 @@ impl NodeClient {
         path: &str,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> anyhow::Result<Answer> {
+    ) -> ClientResult<Answer> {
         let node = self.node().await?;
         let sealed = self.seal(node, method, path, content_type, body)?;
         self.send_sealed(&sealed).await
@@ -168,20 +229,20 @@ impl NodeClient {
         method: &str,
         path: &str,
         body: Option<&B>,
-    ) -> anyhow::Result<R> {
+    ) -> ClientResult<R> {
         let bytes = match body {
-            Some(b) => serde_json::to_vec(b)?,
+            Some(b) => serde_json::to_vec(b).map_err(|e| failed("cannot encode the request", e))?,
             None => Vec::new(),
         };
         let ct = body.map(|_| "application/json");
         self.request(method, path, ct, &bytes).await?.json()
     }
 
-    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> anyhow::Result<R> {
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> ClientResult<R> {
         self.send::<(), R>("GET", path, None).await
     }
 
-    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<R> {
+    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> ClientResult<R> {
         self.send("POST", path, Some(body)).await
     }
 
@@ -192,20 +253,21 @@ impl NodeClient {
         method: &str,
         path: &str,
         body: Option<&B>,
-    ) -> anyhow::Result<R> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).context("bad HTTP method")?;
+    ) -> ClientResult<R> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| failed("bad HTTP method", e))?;
         let mut req = self.http.request(m, format!("{}{path}", self.base));
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(serde_json::to_vec(b)?);
+            let json = serde_json::to_vec(b).map_err(|e| failed("cannot encode the request", e))?;
+            req = req.header("content-type", "application/json").body(json);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.with_context(|| format!("the node at {} closed the connection", self.base))?;
+        let body = resp.bytes().await.map_err(|e| self.closed(e))?;
         Answer { status, body: body.to_vec() }.json()
     }
 
     /// Uploads one file's raw bytes to `collection` under the document path `path`.
-    pub async fn upload(&self, collection: &str, path: &str, bytes: &[u8]) -> anyhow::Result<UploadResponse> {
+    pub async fn upload(&self, collection: &str, path: &str, bytes: &[u8]) -> ClientResult<UploadResponse> {
         let endpoint = upload_endpoint(collection, path);
         self.request("POST", &endpoint, Some("application/octet-stream"), bytes).await?.json()
     }
@@ -243,15 +305,15 @@ pub struct WorkerQuery {
 
 impl NodeClient {
     /// This node's id (from its verified attestation), the audience a worker's request must name.
-    pub async fn node_id(&self) -> anyhow::Result<String> {
+    pub async fn node_id(&self) -> ClientResult<String> {
         Ok(self.node().await?.node_id.clone())
     }
 
     /// A worker's retrieval: signs with this client's key (the worker's), sends a fresh X25519
     /// public key, and opens the sealed answer with its secret half.
-    pub async fn worker_query(&self, audience: &str, q: &WorkerQuery) -> anyhow::Result<prag_proto::api::WorkerAnswer> {
-        let ephemeral = crate::sealed::EphemeralKey::generate()?;
-        let request_id = crate::crypto::random_hex::<16>()?;
+    pub async fn worker_query(&self, audience: &str, q: &WorkerQuery) -> ClientResult<prag_proto::api::WorkerAnswer> {
+        let ephemeral = crate::sealed::EphemeralKey::generate().map_err(|e| failed("cannot make an ephemeral key", e))?;
+        let request_id = crate::crypto::random_hex::<16>().map_err(|e| failed("cannot make a request id", e))?;
         let req = prag_proto::api::WorkerQueryRequest {
             collection: q.collection.clone(),
             text: q.text.clone(),
@@ -263,7 +325,8 @@ impl NodeClient {
             ephemeral_public_key: ephemeral.public_hex(),
         };
         let sealed: prag_proto::api::SealedAnswer = self.post("/v1/worker/query", &req).await?;
-        let plain = ephemeral.open(&sealed, audience, &request_id).context("cannot open the node's sealed answer")?;
-        serde_json::from_slice(&plain).context("the sealed answer does not hold a valid answer")
+        let plain =
+            ephemeral.open(&sealed, audience, &request_id).map_err(|e| failed("cannot open the node's sealed answer", e))?;
+        serde_json::from_slice(&plain).map_err(|e| failed("the sealed answer does not hold a valid answer", e))
     }
 }

@@ -126,8 +126,7 @@ impl MasterKey {
     }
 
     pub fn generate() -> Result<Self, CryptoError> {
-        let mut b = [0u8; 32];
-        SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Random)?;
+        let mut b = random_bytes::<32>()?;
         let key = MasterKey::from_bytes(b);
         b.zeroize();
         Ok(key)
@@ -138,7 +137,7 @@ impl MasterKey {
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), CryptoError> {
         let err = |reason: String| CryptoError::KeyFile { path: path.display().to_string(), reason };
         if path.exists() {
-            check_private_file(path).map_err(err)?;
+            private_file_mode(path).map_err(err)?;
             let mut bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
             if bytes.len() != 32 {
                 let n = bytes.len();
@@ -260,21 +259,39 @@ impl DataKey {
     }
 }
 
-/// Refuses a file that group or others may read or write (like ssh does for private keys).
-/// `N` random bytes from the system generator, as hex: ids, nonces, temporary names.
-pub fn random_hex<const N: usize>() -> Result<String, CryptoError> {
+/// `N` random bytes from the system generator: keys, nonces, randomness of ledger entries.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut raw = [0u8; N];
     SystemRandom::new().fill(&mut raw).map_err(|_| CryptoError::Random)?;
-    Ok(hex::encode(raw))
+    Ok(raw)
 }
 
-pub fn check_private_file(path: &Path) -> Result<(), String> {
+/// `N` random bytes from the system generator, as hex: ids, nonces, temporary names.
+pub fn random_hex<const N: usize>() -> Result<String, CryptoError> {
+    Ok(hex::encode(random_bytes::<N>()?))
+}
+
+/// Refuses a file that group or others may read or write (like ssh does for private keys).
+pub fn check_private_file(path: &Path) -> Result<(), crate::error::Error> {
+    private_file_mode(path).map_err(|reason| crate::error::Error::config(format!("{}: {reason}", path.display())))
+}
+
+fn private_file_mode(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(format!("permissions {:o} are too open; run `chmod 600 {}`", mode & 0o777, path.display()));
     }
     Ok(())
+}
+
+impl From<CryptoError> for crate::error::Error {
+    fn from(e: CryptoError) -> Self {
+        match &e {
+            CryptoError::KeyFile { .. } => crate::error::Error::config(e.to_string()),
+            _ => crate::error::Error::internal("a cryptographic operation failed", e),
+        }
+    }
 }
 
 /// Creates `path` with mode 0600 (never wider, even briefly) and writes `bytes`, durably.

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 /// At most `per_key` concurrent holders per key; keys with no holder are forgotten.
-pub struct KeyedSlots {
+pub(crate) struct KeyedSlots {
     per_key: usize,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl KeyedSlots {
-    pub fn new(per_key: usize) -> Self {
+    pub(crate) fn new(per_key: usize) -> Self {
         KeyedSlots { per_key: per_key.max(1), slots: Mutex::new(HashMap::new()) }
     }
 
     /// Waits for one of `key`'s slots.
-    pub async fn acquire(&self, key: &str) -> KeyedSlotGuard<'_> {
+    pub(crate) async fn acquire(&self, key: &str) -> KeyedSlotGuard<'_> {
         let sem = Arc::clone(
             self.slots
                 .lock()
@@ -39,13 +39,14 @@ impl KeyedSlots {
         }
     }
 
-    pub fn keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
         self.slots.lock().len()
     }
 }
 
 /// A slot of [`KeyedSlots`]; released on drop.
-pub struct KeyedSlotGuard<'a> {
+pub(crate) struct KeyedSlotGuard<'a> {
     slots: &'a KeyedSlots,
     key: String,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -78,6 +79,16 @@ pub enum BudgetError {
     Key { held: u64, limit: u64 },
     #[error("the node is busy with {held} bytes of requests in flight; try again shortly")]
     Node { held: u64 },
+}
+
+impl From<BudgetError> for crate::error::Error {
+    fn from(e: BudgetError) -> Self {
+        let kind = match e {
+            BudgetError::Key { .. } => crate::error::ErrorKind::Quota,
+            BudgetError::Node { .. } => crate::error::ErrorKind::Busy,
+        };
+        crate::error::Error::new(kind, e.to_string())
+    }
 }
 
 /// Bytes granted by [`InflightBudget::try_take`]; given back on drop.

@@ -1,4 +1,5 @@
-//! Counters and latency histograms, exported at `/metrics` in Prometheus' text format.
+//! Counters and latency histograms, and [`PromText`], the one writer of Prometheus' text format
+//! every part of the node renders its metrics with.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -42,21 +43,62 @@ impl Histogram {
         }
         f64::INFINITY
     }
+}
 
-    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+/// Prometheus' text exposition format, written one metric at a time.
+#[derive(Debug, Default)]
+pub struct PromText {
+    out: String,
+}
+
+impl PromText {
+    fn head(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.head(name, help, "counter");
+        let _ = writeln!(self.out, "{name} {value}");
+    }
+
+    /// A counter with one label, one line per value.
+    pub fn labelled_counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a String, &'a u64)>,
+    ) {
+        self.head(name, help, "counter");
+        for (l, v) in values {
+            let _ = writeln!(self.out, "{name}{{{label}=\"{l}\"}} {v}");
+        }
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        self.head(name, help, "gauge");
+        let _ = writeln!(self.out, "{name} {value}");
+    }
+
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        self.head(name, help, "histogram");
         let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+            cumulative += h.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(self.out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
         }
-        cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {cumulative}");
+        cumulative += h.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(self.out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(self.out, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(self.out, "{name}_count {cumulative}");
+    }
+
+    pub fn finish(self) -> String {
+        self.out
     }
 }
 
+/// The node's own counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub queries: AtomicU64,
@@ -70,6 +112,10 @@ pub struct Metrics {
     pub integrity_errors: AtomicU64,
     pub worker_queries: AtomicU64,
     pub worker_query_seconds: Histogram,
+    /// Distributed searches whose slow shards were also asked of another replica.
+    pub hedged_searches: AtomicU64,
+    /// Answers missing shards no replica could serve.
+    pub partial_answers: AtomicU64,
     refusals: Mutex<BTreeMap<String, u64>>,
     /// Log lines about refusals nobody vouched for: a few a second, not one per request.
     pub refusal_log: RateLimit,
@@ -86,7 +132,7 @@ impl RateLimit {
 
     /// Whether one more event is allowed this second.
     pub fn allow(&self) -> bool {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = crate::auth::unix_now();
         let mut w = self.window.lock();
         if w.0 != now {
             *w = (now, 0);
@@ -97,67 +143,53 @@ impl RateLimit {
 }
 
 impl Metrics {
-    pub fn refuse(&self, reason: &str) {
-        *self.refusals.lock().entry(reason.to_string()).or_default() += 1;
+    /// Counts a refusal by its code (the error table's code: the same everywhere).
+    pub fn refuse(&self, code: &str) {
+        *self.refusals.lock().entry(code.to_string()).or_default() += 1;
     }
 
     pub fn refusals(&self) -> BTreeMap<String, u64> {
         self.refusals.lock().clone()
     }
 
-    /// Prometheus text exposition. `gauges` are point-in-time values the caller supplies.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
-        let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
+    /// The node's counters and histograms.
+    pub fn render(&self, out: &mut PromText) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(&mut out, "prag_queries_total", "Retrieval queries answered.", get(&self.queries));
-        counter(
-            &mut out,
-            "prag_ingested_documents_total",
-            "Documents created or replaced.",
-            get(&self.ingested_documents),
-        );
-        counter(
-            &mut out,
-            "prag_unchanged_documents_total",
-            "Re-uploads that changed nothing.",
-            get(&self.unchanged_documents),
-        );
-        counter(&mut out, "prag_ingested_chunks_total", "Chunks embedded and stored.", get(&self.ingested_chunks));
-        counter(&mut out, "prag_ingested_bytes_total", "Bytes of uploaded files accepted.", get(&self.ingested_bytes));
-        counter(&mut out, "prag_deleted_documents_total", "Documents deleted.", get(&self.deleted_documents));
-        counter(
-            &mut out,
+        out.counter("prag_queries_total", "Retrieval queries answered.", get(&self.queries));
+        out.counter("prag_ingested_documents_total", "Documents created or replaced.", get(&self.ingested_documents));
+        out.counter("prag_unchanged_documents_total", "Re-uploads that changed nothing.", get(&self.unchanged_documents));
+        out.counter("prag_ingested_chunks_total", "Chunks embedded and stored.", get(&self.ingested_chunks));
+        out.counter("prag_ingested_bytes_total", "Bytes of uploaded files accepted.", get(&self.ingested_bytes));
+        out.counter("prag_deleted_documents_total", "Documents deleted.", get(&self.deleted_documents));
+        out.counter(
             "prag_integrity_errors_total",
             "Stored ciphertexts that failed authentication.",
             get(&self.integrity_errors),
         );
-        counter(
-            &mut out,
+        out.counter(
             "prag_worker_queries_total",
             "Retrieval requests served to attested workers.",
             get(&self.worker_queries),
         );
-        let _ = writeln!(
-            out,
-            "# HELP prag_refusals_total Requests refused, by reason.\n# TYPE prag_refusals_total counter"
+        out.counter(
+            "prag_hedged_searches_total",
+            "Remote searches also asked of another replica.",
+            get(&self.hedged_searches),
         );
-        for (reason, n) in self.refusals() {
-            let _ = writeln!(out, "prag_refusals_total{{reason=\"{reason}\"}} {n}");
-        }
-        self.query_seconds.render(&mut out, "prag_query_seconds", "Query latency, embedding included.");
-        self.ingest_seconds.render(&mut out, "prag_ingest_seconds", "Latency of one uploaded file's ingest.");
-        self.worker_query_seconds.render(
-            &mut out,
+        out.counter(
+            "prag_partial_answers_total",
+            "Answers missing shards no replica could serve.",
+            get(&self.partial_answers),
+        );
+        let refusals = self.refusals();
+        out.labelled_counter("prag_refusals_total", "Requests refused, by reason.", "reason", &refusals);
+        out.histogram("prag_query_seconds", "Query latency, embedding included.", &self.query_seconds);
+        out.histogram("prag_ingest_seconds", "Latency of one uploaded file's ingest.", &self.ingest_seconds);
+        out.histogram(
             "prag_worker_query_seconds",
             "Latency of a served worker request, checks and sealing included.",
+            &self.worker_query_seconds,
         );
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-        out
     }
 }
 
@@ -178,8 +210,14 @@ mod tests {
         assert_eq!(h.quantile(0.99), 0.5);
         let m = Metrics::default();
         m.refuse("stale");
-        let text = m.render(&[("prag_index_points", "Points.", 3.0)]);
+        let mut out = PromText::default();
+        m.render(&mut out);
+        out.gauge("prag_index_points", "Points.", 3.0);
+        out.histogram("prag_x_seconds", "X.", &h);
+        let text = out.finish();
         assert!(text.contains("prag_refusals_total{reason=\"stale\"} 1"));
         assert!(text.contains("prag_index_points 3"));
+        assert!(text.contains("prag_x_seconds_bucket{le=\"+Inf\"} 100"));
+        assert!(text.contains("# TYPE prag_hedged_searches_total counter"));
     }
 }

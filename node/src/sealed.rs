@@ -17,7 +17,7 @@ use prag_proto::api::SealedAnswer;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::hkdf;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 pub const PROTOCOL: &[u8] = b"PRAG-WORKER-ANSWER-V1";
@@ -34,6 +34,15 @@ pub enum SealError {
     Mismatch,
     #[error("the system random number generator failed")]
     Random,
+}
+
+impl From<SealError> for crate::error::Error {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::BadKey(_) => crate::error::Error::bad_request(e.to_string()),
+            _ => crate::error::Error::internal("cannot seal the answer", e),
+        }
+    }
 }
 
 fn info(node_id: &str, request_id: &str) -> Vec<u8> {
@@ -92,8 +101,7 @@ pub fn seal(worker_public: &str, node_id: &str, request_id: &str, plaintext: &[u
         derive_key(shared, &node_pub, &worker_pub, &info)
     })
     .map_err(|_| SealError::BadKey("X25519 agreement failed (a low-order point?)".into()))??;
-    let mut nonce = [0u8; NONCE_LEN];
-    rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
+    let nonce = crate::crypto::random_bytes::<NONCE_LEN>().map_err(|_| SealError::Random)?;
     let mut buf = plaintext.to_vec();
     key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&info), &mut buf)
         .map_err(|_| SealError::Integrity)?;

@@ -29,6 +29,11 @@ pub fn public_key_hex(key: &VerifyingKey) -> String {
     hex::encode(key.to_encoded_point(true).as_bytes())
 }
 
+/// The canonical spelling (lower-case hex, compressed) of a public key given in any accepted form.
+pub fn canonical_public_key(text: &str) -> Result<String, AccountError> {
+    parse_public_key(text).map(|k| public_key_hex(&k))
+}
+
 /// Parses a compressed secp256k1 public key given as hex (66 chars) or base64 (44 chars).
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, AccountError> {
     use base64::Engine as _;

@@ -5,20 +5,28 @@ use serde::{Deserialize, Serialize};
 /// Version of this API; `/v1/status` reports it so clients can refuse a node they do not speak.
 pub const API_VERSION: u32 = 2;
 
+/// Largest `k` a query may ask for (of a node, or of a peer).
+pub const MAX_K: usize = 100;
+/// Longest query text, in bytes.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
 /// Every error answer: a message a person can act on and a stable machine code.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     pub code: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollectionRequest {
     pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CollectionInfo {
     pub name: String,
     /// Hex of the owner's compressed secp256k1 public key.
@@ -35,6 +43,7 @@ pub struct CollectionInfo {
 /// One source file. `content_base64` holds its raw bytes; the node extracts text by `path`'s
 /// extension (.txt, .md, .html/.htm, .pdf, .jsonl).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
     pub path: String,
@@ -42,6 +51,7 @@ pub struct UploadRequest {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentStatus {
     Created,
@@ -51,6 +61,7 @@ pub enum DocumentStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentOutcome {
     pub doc_id: String,
     pub path: String,
@@ -59,12 +70,14 @@ pub struct DocumentOutcome {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadResponse {
     pub documents: Vec<DocumentOutcome>,
 }
 
 /// One stored document, as listed to its collection's owner.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentInfo {
     pub doc_id: String,
     pub path: String,
@@ -73,6 +86,7 @@ pub struct DocumentInfo {
 
 /// Removes one document, named by id or by the path it was uploaded under.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteDocumentRequest {
     #[serde(default)]
@@ -82,6 +96,7 @@ pub struct DeleteDocumentRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     pub text: String,
@@ -97,6 +112,7 @@ fn default_k() -> usize {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hit {
     pub doc_id: String,
     pub path: String,
@@ -107,6 +123,7 @@ pub struct Hit {
 
 /// A chunk that matched but could not be read (for example its ciphertext fails authentication).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChunkError {
     pub doc_id: String,
     pub chunk: u32,
@@ -114,6 +131,7 @@ pub struct ChunkError {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResponse {
     pub hits: Vec<Hit>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +147,7 @@ pub struct QueryResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmbedderStatus {
     pub model: String,
     pub dimension: usize,
@@ -147,6 +166,7 @@ pub struct EmbedderStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeStatus {
     pub version: String,
     pub api_version: u32,
@@ -187,6 +207,7 @@ pub struct NodeStatus {
 
 /// A node's view of the storage network.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterStatus {
     /// Whether this node itself may hold shards (registered `prag-storage` and attested).
     pub admitted: bool,
@@ -210,6 +231,7 @@ pub struct ClusterStatus {
 
 /// One shard of a collection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShardView {
     pub collection: String,
     pub shard: u32,
@@ -228,6 +250,7 @@ pub struct ShardView {
 
 /// How this node judges workers' attestation reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttestationStatus {
     /// `hardware` (TDX / SEV-SNP reports only) or `dev` (development reports accepted too).
     pub mode: String,
@@ -244,6 +267,7 @@ pub struct AttestationStatus {
 
 /// Retrieval served to one worker for one subscriber.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerUsage {
     /// The worker's registered address.
     pub worker: String,
@@ -258,6 +282,7 @@ pub struct WorkerUsage {
 /// `POST /v1/collections/{name}/grants` and `.../grants/revoke`: allow (or stop allowing) a
 /// subscriber's workers to query the collection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     /// Hex compressed secp256k1 public key of the subscriber.
@@ -266,6 +291,7 @@ pub struct GrantRequest {
 
 /// The subscribers a collection's owner allows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantsResponse {
     pub collection: String,
     pub subscribers: Vec<String>,
@@ -273,6 +299,7 @@ pub struct GrantsResponse {
 
 /// `POST /v1/worker/query`, signed by the worker's registered signing key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkerQueryRequest {
     pub collection: String,
@@ -296,6 +323,7 @@ pub struct WorkerQueryRequest {
 /// The answer to a worker: [`WorkerAnswer`] JSON sealed to the request's ephemeral key
 /// (X25519, HKDF-SHA256, AES-256-GCM; see the node's `sealed` module).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealedAnswer {
     pub node_id: String,
     pub request_id: String,
@@ -309,6 +337,7 @@ pub struct SealedAnswer {
 
 /// What a sealed answer holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerAnswer {
     pub collection: String,
     pub hits: Vec<Hit>,
@@ -323,6 +352,7 @@ pub struct WorkerAnswer {
 
 /// One line of a node's audit log (no request text, no keys).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub time: u64,
     /// `refused`, `served`, `grant`, `revoke`, `register_refused`, `policy`.
@@ -347,6 +377,7 @@ pub struct AuditEntry {
 /// `GET /v1/console/events`): one consistent snapshot, so the console never joins data from
 /// different moments.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsoleFeed {
     pub api_version: u32,
     /// Node clock, unix seconds.
@@ -370,6 +401,7 @@ pub struct ConsoleFeed {
 
 /// Latency quantiles since start, in milliseconds (0 when nothing was measured).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencySummary {
     pub query_p50_ms: f64,
     pub query_p99_ms: f64,
@@ -380,6 +412,7 @@ pub struct LatencySummary {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerSummary {
     pub height: u64,
     pub head_hash: String,
@@ -392,12 +425,14 @@ pub struct LedgerSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriberView {
     pub public_key: String,
     pub active: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerView {
     pub ip_address: String,
     pub worker_type: String,
@@ -409,6 +444,7 @@ pub struct WorkerView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxView {
     pub height: u64,
     pub time: u64,
@@ -419,15 +455,18 @@ pub struct TxView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EpochView {
     pub epoch: u64,
     pub funds: String,
     pub closed: bool,
     /// (wallet, work units, amount) per wallet.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub shares: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerView {
     pub peer_id: String,
     pub addresses: Vec<String>,
@@ -438,6 +477,7 @@ pub struct PeerView {
 /// What `GET /v1/status` tells anyone who asks: that the node is up, and nothing about whose data
 /// it holds. The detailed [`NodeStatus`] is for operators, on the owner's channel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicStatus {
     /// `ok` while the node serves.
     pub status: String,
@@ -459,6 +499,7 @@ pub struct PublicStatus {
 /// (`report_data = SHA-512("PRAG-WORKER-KEY-V1" ‖ key)`); `signing_key` signs
 /// `"PRAG-CHANNEL-CARD-V1\n" ‖ node_id ‖ "\n" ‖ channel_key`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NodeAttestation {
     pub node_id: String,
@@ -473,6 +514,7 @@ pub struct NodeAttestation {
 
 /// The sealed head of a request on the owner's channel: what the request is and who signed it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChannelHead {
     pub method: String,

@@ -59,6 +59,7 @@ pub enum AuthError {
 
 /// The signature headers of one request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignatureHeaders {
     pub pubkey: String,
     pub timestamp: u64,

@@ -19,6 +19,7 @@ use crate::contracts::{ContractError, Env, QueryAnswer, Sender, rewards, subscri
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TxBody {
     /// Hex of the sender's compressed public key.
@@ -28,10 +29,12 @@ pub struct TxBody {
     /// Unix seconds when the sender signed; the orderer refuses it if more than 60 s away.
     pub timestamp: u64,
     /// An execute message in the published contracts' JSON shape, or `{"genesis": {...}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub msg: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedTx {
     pub body: TxBody,
@@ -100,6 +103,7 @@ impl SignedTx {
 
 /// One ordered, applied transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub height: u64,

@@ -23,9 +23,9 @@ use crate::crypto::{DataKey, KeyContext, MasterKey, Purpose};
 /// Entries kept in memory for `GET /v1/audit`.
 const KEEP: usize = 2000;
 /// Size at which the log moves to `audit.log.1`.
-pub const MAX_FILE_BYTES: u64 = 32 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 32 << 20;
 
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     path: PathBuf,
     key: DataKey,
     recent: Mutex<VecDeque<AuditEntry>>,
@@ -55,7 +55,7 @@ fn rotated(path: &Path) -> PathBuf {
 
 impl AuditLog {
     /// Opens `<data>/audit.log`, reading back its newest entries.
-    pub fn open(master: &MasterKey, data: &Path) -> Self {
+    pub(crate) fn open(master: &MasterKey, data: &Path) -> Self {
         let key = master.derive(&KeyContext::new(Purpose::Audit, "", "audit-log", 0, 1));
         let path = data.join("audit.log");
         let mut recent = VecDeque::new();
@@ -77,11 +77,12 @@ impl AuditLog {
     }
 
     /// [`AuditLog::open`] with another size limit (tests).
-    pub fn open_with_limit(master: &MasterKey, data: &Path, max_file_bytes: u64) -> Self {
+    #[cfg(test)]
+    pub(crate) fn open_with_limit(master: &MasterKey, data: &Path, max_file_bytes: u64) -> Self {
         AuditLog { max_file_bytes, ..Self::open(master, data) }
     }
 
-    pub fn record(&self, entry: AuditEntry) {
+    pub(crate) fn record(&self, entry: AuditEntry) {
         if let Ok(json) = serde_json::to_vec(&entry)
             && let Ok(sealed) = self.key.seal(&json)
         {
@@ -112,7 +113,7 @@ impl AuditLog {
     }
 
     /// Newest first, at most `limit`.
-    pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
+    pub(crate) fn recent(&self, limit: usize) -> Vec<AuditEntry> {
         self.recent.lock().iter().rev().take(limit).cloned().collect()
     }
 }

@@ -6,12 +6,12 @@ use parking_lot::Mutex;
 use prag_proto::api::WorkerUsage;
 
 #[derive(Default)]
-pub struct UsageMeter {
+pub(crate) struct UsageMeter {
     usage: Mutex<BTreeMap<(String, String), WorkerUsage>>,
 }
 
 impl UsageMeter {
-    pub fn record(&self, worker: &str, subscriber: &str, chunks: u64, tokens: u64) {
+    pub(crate) fn record(&self, worker: &str, subscriber: &str, chunks: u64, tokens: u64) {
         let mut all = self.usage.lock();
         let u = all.entry((worker.to_string(), subscriber.to_string())).or_insert_with(|| WorkerUsage {
             worker: worker.to_string(),
@@ -23,12 +23,12 @@ impl UsageMeter {
         u.tokens += tokens;
     }
 
-    pub fn snapshot(&self) -> Vec<WorkerUsage> {
+    pub(crate) fn snapshot(&self) -> Vec<WorkerUsage> {
         self.usage.lock().values().cloned().collect()
     }
 
     /// The usage of one worker, over all subscribers.
-    pub fn for_worker(&self, worker: &str) -> Vec<WorkerUsage> {
+    pub(crate) fn for_worker(&self, worker: &str) -> Vec<WorkerUsage> {
         self.usage.lock().values().filter(|u| u.worker == worker).cloned().collect()
     }
 }

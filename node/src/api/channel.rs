@@ -20,27 +20,28 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use prag_proto::api::ErrorBody;
 use parking_lot::Mutex;
 use tower::ServiceExt;
 
+use super::error::unauthenticated;
 use super::inbound::{Authenticated, SMALL_BODY, SealedBody, collect};
-use super::{ApiError, refused_unauthenticated};
 use crate::channel::{HEADER_CHANNEL, NodeRequest, ResponseKey, seal_response};
-use crate::limits::BudgetError;
-use crate::service::{Node, NodeError};
+use crate::error::{Error, ErrorKind, Result};
+use crate::node::Node;
 
 /// Largest answer sealed (listings of very large collections come close).
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
 
 #[derive(Clone)]
-pub struct ChannelState {
+pub(crate) struct ChannelState {
     pub node: Arc<Node>,
     /// The routes reachable only through the channel.
     pub inner: Router,
 }
 
 /// The largest body a route takes.
-pub fn route_body_limit(method: &str, path: &str, max_file_bytes: usize) -> usize {
+pub(crate) fn route_body_limit(method: &str, path: &str, max_file_bytes: usize) -> usize {
     let path = path.split('?').next().unwrap_or(path);
     let upload = method == "POST"
         && path
@@ -50,16 +51,33 @@ pub fn route_body_limit(method: &str, path: &str, max_file_bytes: usize) -> usiz
     if upload { max_file_bytes } else { SMALL_BODY }
 }
 
-pub async fn sealed(State(state): State<ChannelState>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /v1/sealed`.
+#[utoipa::path(
+    post,
+    path = "/v1/sealed",
+    tag = "owner's channel",
+    summary = "The owner's channel: one sealed inner request",
+    description = "The inner request's head (method, path, content type, body length, signature headers) is sealed \
+        with HPKE to the node's channel key in the `x-prag-channel` header; its sealed body is this body. Every route \
+        tagged `sealed` is reachable only this way. The answer is `200 application/octet-stream`: the inner status \
+        and body, sealed under a key exported from the same HPKE context.",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("x-prag-channel" = String, Header, description = "The sealed head (base64)")),
+    responses(
+        (status = 200, description = "The sealed answer (refusals included, once the head opened)", content_type = "application/octet-stream"),
+        (status = 400, description = "The head does not open (answered in clear)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn sealed(State(state): State<ChannelState>, headers: HeaderMap, body: Body) -> Response {
     let node = &state.node;
     // 1. The head.
     let Some(value) = headers.get(HEADER_CHANNEL).and_then(|v| v.to_str().ok()) else {
-        return refused_unauthenticated(node, NodeError::BadChannel(format!("header {HEADER_CHANNEL} is missing")))
-            .into_response();
+        let e = Error::new(ErrorKind::BadChannel, format!("header {HEADER_CHANNEL} is missing"));
+        return unauthenticated(node, e).into_response();
     };
     let opened = match NodeRequest::open(value, node.channel_keys().private(), node.node_id()) {
         Ok(r) => r,
-        Err(e) => return refused_unauthenticated(node, NodeError::BadChannel(e.to_string())).into_response(),
+        Err(e) => return unauthenticated(node, Error::new(ErrorKind::BadChannel, e.to_string())).into_response(),
     };
     let (head, opener, key) = opened.into_parts();
     let answer = match admit_and_run(&state, head, opener, body).await {
@@ -74,32 +92,25 @@ async fn admit_and_run(
     head: prag_proto::api::ChannelHead,
     opener: crate::channel::BodyOpener,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response> {
     let node = &state.node;
     // 2. Who, exactly once, for this node.
     if head.auth.audience != node.node_id() {
-        return Err(refused_unauthenticated(node, NodeError::Unauthorized(prag_proto::auth::AuthError::WrongAudience)));
+        return Err(unauthenticated(node, prag_proto::auth::AuthError::WrongAudience.into()));
     }
-    let verified = crate::auth::authenticate(&node.nonces, &head.auth, &head.method, &head.path, node.node_id())
-        .map_err(|e| refused_unauthenticated(node, NodeError::Unauthorized(e)))?;
+    let verified = crate::auth::authenticate(node.nonces(), &head.auth, &head.method, &head.path, node.node_id())
+        .map_err(|e| unauthenticated(node, e.into()))?;
     // 3. Room for the body.
-    let limit = route_body_limit(&head.method, &head.path, node.config().max_file_bytes);
+    let limit = route_body_limit(&head.method, &head.path, node.config().ingest.max_file_bytes);
     if head.body_len > limit as u64 {
-        node.metrics.refuse("too_large");
-        return Err(ApiError(NodeError::TooLarge(format!(
+        return Err(Error::too_large(format!(
             "the body is {} bytes; {} {} takes at most {limit}",
             head.body_len, head.method, head.path
-        ))));
+        )));
     }
-    let _grant = node.inflight().try_take(&verified.pubkey_hex, head.body_len).map_err(|e| {
-        node.metrics.refuse("quota");
-        ApiError(match e {
-            BudgetError::Key { .. } => NodeError::Quota(e.to_string()),
-            BudgetError::Node { .. } => NodeError::Busy(e.to_string()),
-        })
-    })?;
+    let _grant = node.inflight().try_take(&verified.pubkey_hex, head.body_len)?;
     // 4. The inner request.
-    let bad = |what: &str| ApiError(NodeError::BadRequest(format!("the sealed request's {what} is invalid")));
+    let bad = |what: &str| Error::bad_request(format!("the sealed request's {what} is invalid"));
     if !head.path.starts_with("/v1/") || head.path.len() > 4096 {
         return Err(bad("path"));
     }
@@ -121,20 +132,26 @@ async fn admit_and_run(
     Ok(resp)
 }
 
-/// Seals an answer: `200 application/octet-stream`, the route's status inside.
+/// Seals an answer: `200 application/octet-stream`, the route's status inside. The kind of a
+/// refusal comes out with it, for the refusal counters.
 async fn seal(answer: Response, key: &ResponseKey) -> Response {
     let status = answer.status().as_u16();
+    let kind = answer.extensions().get::<ErrorKind>().copied();
     let (status, bytes) = match collect(answer.into_body(), MAX_ANSWER, std::time::Duration::from_secs(600)).await {
         Ok(b) => (status, b),
-        Err(e) => (500, serde_json::to_vec(&e.body()).unwrap_or_default().into()),
+        Err(e) => (500, serde_json::to_vec(&super::error::body(&e)).unwrap_or_default().into()),
     };
-    match seal_response(key, status, &bytes) {
+    let mut sealed = match seal_response(key, status, &bytes) {
         Ok(sealed) => sealed_response(sealed),
         Err(e) => {
             tracing::error!(error = %e, "cannot seal an answer");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+    };
+    if let Some(kind) = kind {
+        sealed.extensions_mut().insert(kind);
     }
+    sealed
 }
 
 fn sealed_response(sealed: Vec<u8>) -> Response {

@@ -19,29 +19,28 @@ use k256::ecdsa::VerifyingKey;
 use parking_lot::Mutex;
 use prag_proto::auth::{self, AuthError, SignatureHeaders};
 
-use super::ApiError;
 use crate::channel::BodyOpener;
-use crate::service::{Node, NodeError};
+use crate::error::{Error, ErrorKind, Result};
+use crate::node::Node;
 
 /// Largest body of any route but uploads.
-pub const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
-pub struct Authenticated {
-    pub key: VerifyingKey,
+pub(crate) struct Authenticated {
+    pub(crate) key: VerifyingKey,
     /// The key's canonical spelling.
-    pub pubkey_hex: String,
-    pub body_sha256: [u8; 32],
+    pub(crate) pubkey_hex: String,
+    pub(crate) body_sha256: [u8; 32],
 }
 
 /// The sealed body of a channel request, to be opened once by the route.
 #[derive(Clone)]
-pub struct SealedBody(pub Arc<Mutex<Option<BodyOpener>>>);
+pub(crate) struct SealedBody(pub(crate) Arc<Mutex<Option<BodyOpener>>>);
 
 /// A body not read yet.
-pub struct PendingBody {
-    node: Arc<Node>,
+pub(crate) struct PendingBody {
     kind: BodyKind,
 }
 
@@ -52,19 +51,19 @@ enum BodyKind {
 }
 
 /// An authenticated request: the caller, and the body still unread.
-pub struct Inbound {
-    pub caller: Authenticated,
-    pub body: PendingBody,
+pub(crate) struct Inbound {
+    pub(crate) caller: Authenticated,
+    pub(crate) body: PendingBody,
 }
 
 /// How long reading a body of `len` bytes may take: 30 s, plus a second per MiB.
-pub fn body_deadline(len: u64) -> Duration {
+pub(crate) fn body_deadline(len: u64) -> Duration {
     Duration::from_secs(30 + len / (1024 * 1024))
 }
 
 impl PendingBody {
     /// The declared length of a sealed body (plain bodies declare none).
-    pub fn declared_len(&self) -> Option<u64> {
+    pub(crate) fn declared_len(&self) -> Option<u64> {
         match &self.kind {
             BodyKind::Sealed { opener: Some(o), .. } => Some(o.body_len()),
             _ => None,
@@ -72,36 +71,25 @@ impl PendingBody {
     }
 
     /// Reads the body — at most `limit` bytes, within [`body_deadline`] — opens it if sealed, and
-    /// checks it against the signed hash. A refusal is counted.
-    pub async fn read(self, limit: usize) -> Result<Vec<u8>, ApiError> {
-        let node = self.node;
-        Self::read_kind(self.kind, limit).await.inspect_err(|e| {
-            if !matches!(e.0, NodeError::Internal(_)) {
-                node.metrics.refuse(e.0.code());
-            }
-        })
-    }
-
-    async fn read_kind(kind: BodyKind, limit: usize) -> Result<Vec<u8>, ApiError> {
-        let too_large = |what: String| ApiError(NodeError::TooLarge(what));
-        match kind {
+    /// checks it against the signed hash.
+    pub(crate) async fn read(self, limit: usize) -> Result<Vec<u8>> {
+        match self.kind {
             BodyKind::Plain { body, sha256 } => {
                 let bytes = collect(body, limit, body_deadline(limit as u64)).await?;
-                auth::check_body(&sha256, &bytes).map_err(|e| ApiError(NodeError::Unauthorized(e)))?;
+                auth::check_body(&sha256, &bytes)?;
                 Ok(Vec::from(bytes))
             }
             BodyKind::Sealed { body, opener, sha256 } => {
-                let opener = opener.ok_or_else(|| ApiError(NodeError::Internal("the body was already read".into())))?;
+                let opener = opener.ok_or_else(|| Error::new(ErrorKind::Internal, "the body was already read"))?;
                 let (sealed_len, plain_len) = (opener.sealed_len(), opener.body_len());
                 if plain_len > limit as u64 {
-                    return Err(too_large(format!("the body is {plain_len} bytes; this route takes at most {limit}")));
+                    return Err(Error::too_large(format!("the body is {plain_len} bytes; this route takes at most {limit}")));
                 }
                 let sealed = collect(body, sealed_len as usize, body_deadline(sealed_len)).await?;
                 // Without a copy when the buffer is not shared.
-                let plain = (*opener)
-                    .open(Vec::from(sealed))
-                    .map_err(|e| ApiError(NodeError::BadRequest(format!("sealed body: {e}"))))?;
-                auth::check_body(&sha256, &plain).map_err(|e| ApiError(NodeError::Unauthorized(e)))?;
+                let plain =
+                    (*opener).open(Vec::from(sealed)).map_err(|e| Error::bad_request(format!("sealed body: {e}")))?;
+                auth::check_body(&sha256, &plain)?;
                 Ok(plain)
             }
         }
@@ -109,14 +97,14 @@ impl PendingBody {
 }
 
 /// Reads at most `limit` bytes within `deadline`.
-pub async fn collect(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, ApiError> {
+pub(crate) async fn collect(body: Body, limit: usize, deadline: Duration) -> Result<Bytes> {
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(ApiError(NodeError::Timeout(format!("the body did not arrive within {} s", deadline.as_secs())))),
+        Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the body did not arrive within {} s", deadline.as_secs()))),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError(NodeError::TooLarge(format!("the body is larger than {limit} bytes"))))
+            Err(Error::too_large(format!("the body is larger than {limit} bytes")))
         }
-        Ok(Err(e)) => Err(ApiError(NodeError::BadRequest(format!("cannot read the body: {e}")))),
+        Ok(Err(e)) => Err(Error::bad_request(format!("cannot read the body: {e}"))),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
@@ -126,7 +114,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str>
 }
 
 /// The signature headers of a plain request, or which one is missing or malformed.
-pub fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders, AuthError> {
+pub(crate) fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders, AuthError> {
     let get = |name: &'static str| header_str(headers, name).ok_or(AuthError::Missing(name));
     let pubkey = get(auth::HEADER_PUBKEY)?;
     let timestamp = get(auth::HEADER_TIMESTAMP)?;
@@ -145,31 +133,31 @@ pub fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders, AuthEr
 }
 
 impl FromRequest<Arc<Node>> for Inbound {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(req: axum::extract::Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         if let Some(caller) = parts.extensions.remove::<Authenticated>() {
             let opener = parts.extensions.remove::<SealedBody>().and_then(|s| s.0.lock().take()).map(Box::new);
             let sha256 = caller.body_sha256;
-            let body = PendingBody { node: Arc::clone(node), kind: BodyKind::Sealed { body, opener, sha256 } };
+            let body = PendingBody { kind: BodyKind::Sealed { body, opener, sha256 } };
             return Ok(Inbound { caller, body });
         }
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(parts.uri.path());
         let verified = signature_headers(&parts.headers)
-            .and_then(|h| crate::auth::authenticate(&node.nonces, &h, parts.method.as_str(), path, node.node_id()));
-        let verified = verified.map_err(|e| super::refused_unauthenticated(node, NodeError::Unauthorized(e)))?;
+            .and_then(|h| crate::auth::authenticate(node.nonces(), &h, parts.method.as_str(), path, node.node_id()));
+        let verified = verified.map_err(|e| super::error::unauthenticated(node, e.into()))?;
         let sha256 = verified.body_sha256;
         Ok(Inbound {
             caller: Authenticated { key: verified.key, pubkey_hex: verified.pubkey_hex, body_sha256: sha256 },
-            body: PendingBody { node: Arc::clone(node), kind: BodyKind::Plain { body, sha256 } },
+            body: PendingBody { kind: BodyKind::Plain { body, sha256 } },
         })
     }
 }
 
 impl Inbound {
     /// Reads the body (at most `limit` bytes) and parses it as JSON.
-    pub async fn json<T: serde::de::DeserializeOwned>(self, limit: usize) -> Result<(Authenticated, T), ApiError> {
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(self, limit: usize) -> Result<(Authenticated, T)> {
         let bytes = self.body.read(limit).await?;
         let value = super::parse_json(&bytes)?;
         Ok((self.caller, value))

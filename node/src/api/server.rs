@@ -21,18 +21,33 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tower::ServiceExt;
 
-/// Limits of the server loop.
-#[derive(Debug, Clone)]
-pub struct ServerLimits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub max_header_bytes: usize,
-}
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::node::Node;
 
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits { max_connections: 1024, header_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024 }
+/// Serves `node`'s API where its configuration says, until `shutdown` resolves.
+pub async fn run(node: Arc<Node>, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let config = node.config().server.clone();
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|e| Error::config(format!("cannot listen on {}: {e}", config.api)))?;
+    // One descriptor per connection, and some for everything else.
+    let nofile = raise_nofile_limit();
+    let room = nofile.saturating_sub(256).max(16) as usize;
+    let mut limits = config.clone();
+    if limits.max_connections > room {
+        tracing::warn!(
+            max_connections = room,
+            asked = limits.max_connections,
+            nofile,
+            "fewer connections than --max-connections: the open-file limit is low"
+        );
+        limits.max_connections = room;
     }
+    tracing::info!(api = %config.api, data = %node.config().data_dir.display(), index = %node.collections().backend_name(), "node ready");
+    serve(listener, super::router(node), limits, shutdown)
+        .await
+        .map_err(|e| Error::internal("the HTTP server failed", e))
 }
 
 struct Conn {
@@ -66,7 +81,7 @@ impl Drop for Busy {
 
 /// Raises this process's open-file limit to its hard limit (a server needs one descriptor per
 /// connection) and returns the new soft limit.
-pub fn raise_nofile_limit() -> u64 {
+pub(crate) fn raise_nofile_limit() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let current = getrlimit(Resource::Nofile);
     if let Some(max) = current.maximum
@@ -79,10 +94,10 @@ pub fn raise_nofile_limit() -> u64 {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish (up to
 /// 10 s).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    limits: ServerLimits,
+    limits: ServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let conns: Arc<Mutex<Conns>> = Arc::default();
@@ -151,7 +166,7 @@ fn admit(conns: &Mutex<Conns>, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     app: Router,
-    limits: &ServerLimits,
+    limits: &ServerConfig,
     busy: Arc<AtomicUsize>,
     close: Arc<tokio::sync::Notify>,
 ) {

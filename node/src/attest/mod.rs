@@ -12,6 +12,7 @@
 //! - `{"kind":"dev","notice":"DEVELOPMENT REPORT - NOT A HARDWARE QUOTE","signing_key":HEX}` for
 //!   machines without a TEE; accepted only by a policy that allows development reports.
 
+mod gate;
 mod policy;
 mod snp;
 mod tdx;
@@ -20,6 +21,7 @@ pub mod tsm;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
+pub use gate::{AttestationGate, AttestationMode, VERIFY_CACHE_SECS};
 pub use policy::{Policy, PolicyError, TcbStatus};
 pub use snp::verify_snp;
 pub use tdx::{TdxCollateral, fetch_collateral, verify_tdx};
@@ -43,6 +45,20 @@ pub enum AttestError {
     Collateral(String),
     #[error("cannot produce this machine's attestation report: {0}")]
     Unavailable(String),
+    #[error("attestation policy: {0}")]
+    Policy(String),
+}
+
+impl From<AttestError> for crate::error::Error {
+    fn from(e: AttestError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        match &e {
+            AttestError::NotBound => Error::new(ErrorKind::UnboundKey, e.to_string()),
+            AttestError::Unavailable(_) | AttestError::Collateral(_) => Error::new(ErrorKind::Unavailable, e.to_string()),
+            AttestError::Policy(_) => Error::config(e.to_string()),
+            _ => Error::new(ErrorKind::Attestation, e.to_string()),
+        }
+    }
 }
 
 /// What a verified report says.
@@ -176,11 +192,11 @@ pub fn check_binding(verified: &Verified, key: &k256::ecdsa::VerifyingKey) -> Re
 mod report_data_hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
         let bytes = hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)?;
         bytes.try_into().map_err(|_| serde::de::Error::custom("expected 64 bytes"))
     }

@@ -103,8 +103,8 @@ fn refuse(field: &str, reason: impl Into<String>) -> Result<(), PolicyError> {
 
 impl Policy {
     /// Parses a policy file's text; unknown fields and malformed values are errors that name them.
-    pub fn from_toml(text: &str) -> Result<Policy, String> {
-        let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Policy, super::AttestError> {
+        let p: Policy = toml::from_str(text).map_err(|e| super::AttestError::Policy(e.to_string()))?;
         for (field, list) in [
             ("allowed_mrtd", &p.allowed_mrtd),
             ("allowed_rtmr0", &p.allowed_rtmr0),
@@ -114,7 +114,7 @@ impl Policy {
             ("allowed_snp_measurements", &p.allowed_snp_measurements),
         ] {
             if let Some(bad) = list.iter().find(|v| v.len() != 96 || !v.bytes().all(|b| b.is_ascii_hexdigit())) {
-                return Err(format!("{field}: {bad:?} is not 48 bytes of hex"));
+                return Err(super::AttestError::Policy(format!("{field}: {bad:?} is not 48 bytes of hex")));
             }
         }
         Ok(p)

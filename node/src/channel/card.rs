@@ -8,7 +8,7 @@ use k256::ecdsa::{Signature, SigningKey};
 use prag_proto::api::NodeAttestation;
 
 use crate::attest::{AttestationReport, Policy, Verified, check_binding};
-use crate::cluster::{HpkePrivateKey, HpkePublicKey};
+use crate::identity::{HpkePrivateKey, HpkePublicKey};
 use crate::crypto::{KeyContext, MasterKey, Purpose};
 
 /// Domain of the card the storage key signs.
@@ -127,10 +127,65 @@ pub fn verify_node(
     Ok((public, verified))
 }
 
+/// The report this node presents for its channel key: `--self-report`, or a development report
+/// in `dev` mode, or one from the TEE (configfs-tsm). None when there is none to be had.
+pub(crate) async fn own_report(
+    access: &crate::config::AccessConfig,
+    identity: &crate::identity::StorageIdentity,
+) -> Result<Option<String>, crate::error::Error> {
+    use crate::attest::{AttestationMode, binding_for};
+    use crate::error::Error;
+    let key = k256::ecdsa::VerifyingKey::from(identity.signing_key());
+    let dev = access.attestation == AttestationMode::Dev;
+    if let Some(path) = &access.self_report {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("--self-report {}: {e}", path.display())))?;
+        let report = AttestationReport::parse(&text)
+            .map_err(|e| Error::config(format!("--self-report {}: {e}", path.display())))?;
+        if matches!(report, AttestationReport::Dev { .. }) && !dev {
+            return Err(Error::config(format!(
+                "--self-report {} is a development report; only a node in --attestation dev may present one",
+                path.display()
+            )));
+        }
+        match report.verify(crate::auth::unix_now()) {
+            Ok(v) => check_binding(&v, &key).map_err(|_| {
+                Error::config(format!(
+                    "--self-report {} does not bind this node's storage key {} (made for another data directory?)",
+                    path.display(),
+                    identity.signing_key_hex()
+                ))
+            })?,
+            Err(e) => {
+                tracing::warn!(error = %e, "this node's own report does not verify here; clients will check it themselves")
+            }
+        }
+        return Ok(Some(text));
+    }
+    if dev {
+        return Ok(Some(AttestationReport::development(&identity.signing_key_hex())));
+    }
+    let binding = binding_for(&key);
+    let root = std::path::Path::new(crate::attest::tsm::TSM_ROOT);
+    let mut report = match tokio::task::spawn_blocking(move || crate::attest::tsm::self_report(root, &binding)).await? {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot produce this machine's attestation report");
+            return Ok(None);
+        }
+    };
+    if let Some(url) = access.pccs_url.as_deref()
+        && let Err(e) = report.add_collateral(url).await
+    {
+        tracing::warn!(error = %e, "cannot fetch TDX collateral for this node's own report");
+    }
+    serde_json::to_string(&report).map(Some).map_err(|e| Error::internal("cannot encode this node's report", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::StorageIdentity;
+    use crate::identity::StorageIdentity;
 
     fn dev_report(identity: &StorageIdentity) -> String {
         AttestationReport::development(&identity.signing_key_hex())

@@ -9,10 +9,9 @@ use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use prag_proto::api::ChannelHead;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use crate::cluster::{HpkePrivateKey, HpkePublicKey};
+use crate::identity::{HpkePrivateKey, HpkePublicKey};
 use crate::crypto::Len;
 
 /// The request header that carries `base64(enc ‖ sealed head)`.
@@ -207,8 +206,8 @@ impl BodyOpener {
 
 /// Seals the answer to a request: `response nonce ‖ AES-GCM(status ‖ body)`.
 pub fn seal_response(key: &ResponseKey, status: u16, body: &[u8]) -> Result<Vec<u8>, ChannelError> {
-    let mut response_nonce = [0u8; RESPONSE_NONCE_LEN];
-    SystemRandom::new().fill(&mut response_nonce).map_err(|_| ChannelError::Random)?;
+    let response_nonce =
+        crate::crypto::random_bytes::<RESPONSE_NONCE_LEN>().map_err(|_| ChannelError::Random)?;
     let (aead, nonce) = key.aead(&response_nonce)?;
     let mut buf = Vec::with_capacity(RESPONSE_NONCE_LEN + 2 + body.len() + TAG_LEN);
     buf.extend_from_slice(&status.to_be_bytes());

@@ -29,6 +29,7 @@
 mod card;
 mod envelope;
 
+pub(crate) use card::own_report;
 pub use card::{CARD_DOMAIN, ChannelKeys, NodeTrust, TrustError, card_message, sign_card, verify_node};
 pub use envelope::{
     BodyOpener, ChannelError, ClientRequest, HEADER_CHANNEL, MAX_HEAD_BYTES, NodeRequest, ResponseKey, SealedRequest,

@@ -8,8 +8,9 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 
-use super::identity::{HpkePrivateKey, HpkePublicKey};
 use crate::crypto::MasterKey;
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::{HpkePrivateKey, HpkePublicKey};
 
 /// X25519 encapsulated key length.
 const ENC_LEN: usize = 32;
@@ -19,7 +20,7 @@ fn info(cid: &str, recipient: &str) -> Vec<u8> {
 }
 
 /// `enc ‖ ciphertext` of the collection key, for `recipient` (its peer id) only.
-pub fn wrap(key: &MasterKey, cid: &str, recipient: &str, to: &HpkePublicKey) -> Result<Vec<u8>, String> {
+pub(crate) fn wrap(key: &MasterKey, cid: &str, recipient: &str, to: &HpkePublicKey) -> Result<Vec<u8>> {
     let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
     let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
         &OpModeS::Base,
@@ -29,19 +30,20 @@ pub fn wrap(key: &MasterKey, cid: &str, recipient: &str, to: &HpkePublicKey) -> 
         b"",
         &mut rng,
     )
-    .map_err(|e| format!("HPKE seal: {e}"))?;
+    .map_err(|e| Error::internal("cannot wrap a collection key (HPKE seal)", std::io::Error::other(e.to_string())))?;
     let mut out = enc.to_bytes().to_vec();
     out.extend_from_slice(&ct);
     Ok(out)
 }
 
 /// Opens what [`wrap`] made for this node (`me`: its peer id).
-pub fn unwrap(wrapped: &[u8], cid: &str, me: &str, sk: &HpkePrivateKey) -> Result<MasterKey, String> {
+pub(crate) fn unwrap(wrapped: &[u8], cid: &str, me: &str, sk: &HpkePrivateKey) -> Result<MasterKey> {
+    let refuse = |reason: String| Error::new(ErrorKind::BadRequest, reason);
     if wrapped.len() < ENC_LEN {
-        return Err("wrapped key is truncated".into());
+        return Err(refuse("wrapped key is truncated".into()));
     }
     let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&wrapped[..ENC_LEN])
-        .map_err(|e| format!("wrapped key: {e}"))?;
+        .map_err(|e| refuse(format!("wrapped key: {e}")))?;
     let plain = zeroize::Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
             &OpModeR::Base,
@@ -51,16 +53,16 @@ pub fn unwrap(wrapped: &[u8], cid: &str, me: &str, sk: &HpkePrivateKey) -> Resul
             &wrapped[ENC_LEN..],
             b"",
         )
-        .map_err(|_| "the wrapped collection key does not open with this node's key".to_string())?,
+        .map_err(|_| refuse("the wrapped collection key does not open with this node's key".into()))?,
     );
-    let bytes: [u8; 32] = plain[..].try_into().map_err(|_| "a collection key is 32 bytes".to_string())?;
+    let bytes: [u8; 32] = plain[..].try_into().map_err(|_| refuse("a collection key is 32 bytes".into()))?;
     Ok(MasterKey::from_bytes(bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::identity::StorageIdentity;
+    use crate::identity::StorageIdentity;
     use hpke::Deserializable;
 
     #[test]

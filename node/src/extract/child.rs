@@ -16,24 +16,19 @@ use std::process::ExitCode;
 
 use super::{HostileFailure, Kind, hostile_text};
 
-#[derive(clap::Args, Debug)]
-pub struct ChildArgs {
-    #[arg(long)]
+/// What one child may use (the parent passes these as flags of `prag internal-extract`).
+#[derive(Debug, Clone)]
+pub struct ChildLimits {
     pub kind: Kind,
     /// Address-space limit, MiB.
-    #[arg(long)]
     pub memory_mb: u64,
     /// CPU-time limit, seconds.
-    #[arg(long)]
     pub cpu_secs: u64,
     /// Stack of the parsing thread, MiB.
-    #[arg(long, default_value_t = 64)]
     pub stack_mb: usize,
     /// Largest input read from stdin, bytes.
-    #[arg(long)]
     pub max_input: u64,
     /// Largest text answered, bytes.
-    #[arg(long)]
     pub max_output: usize,
 }
 
@@ -42,7 +37,7 @@ fn limit(resource: rustix::process::Resource, soft: u64, hard: u64) -> std::io::
         .map_err(std::io::Error::from)
 }
 
-fn apply_limits(args: &ChildArgs) -> std::io::Result<()> {
+fn apply_limits(args: &ChildLimits) -> std::io::Result<()> {
     use rustix::process::Resource;
     let bytes = args.memory_mb.saturating_mul(1024 * 1024);
     limit(Resource::As, bytes, bytes)?;
@@ -56,7 +51,7 @@ fn apply_limits(args: &ChildArgs) -> std::io::Result<()> {
 }
 
 /// Runs the child; the exit code is 0 whenever an answer was written.
-pub fn run(args: ChildArgs) -> ExitCode {
+pub fn run(args: ChildLimits) -> ExitCode {
     if let Err(e) = apply_limits(&args) {
         eprintln!("prag internal-extract: cannot set resource limits: {e}");
         return ExitCode::from(3);

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use sandbox::{Sandbox, SandboxConfig};
 
+/// The file types PRAG reads, as the messages that name them say it.
+pub const SUPPORTED: &str = ".txt, .md, .markdown, .html, .htm, .pdf and .jsonl";
+
 /// Longest JSON-lines `id`, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 /// Longest document path (upload path, or `path#id`), in bytes.
@@ -25,7 +28,7 @@ pub const MAX_PATH_BYTES: usize = 1024;
 /// Why a file could not be turned into text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExtractError {
-    #[error("{path}: unsupported file type; PRAG reads .txt, .md, .html, .htm, .pdf and .jsonl")]
+    #[error("{path}: unsupported file type; PRAG reads {SUPPORTED}")]
     Unsupported { path: String },
     #[error("{path}: the file is empty")]
     Empty { path: String },
@@ -57,6 +60,17 @@ impl ExtractError {
     /// Whether the node, not the file, is at fault.
     pub fn is_internal(&self) -> bool {
         matches!(self, ExtractError::Sandbox { .. })
+    }
+}
+
+impl From<ExtractError> for crate::error::Error {
+    fn from(e: ExtractError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        match &e {
+            ExtractError::Limit { .. } | ExtractError::TooMuchText { .. } => Error::new(ErrorKind::TooLarge, e.to_string()),
+            _ if e.is_internal() => Error::internal("the document extractor failed", e),
+            _ => Error::bad_request(e.to_string()),
+        }
     }
 }
 
@@ -105,14 +119,14 @@ impl Kind {
 }
 
 impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "text" => Ok(Kind::Text),
             "html" => Ok(Kind::Html),
             "pdf" => Ok(Kind::Pdf),
             "jsonl" => Ok(Kind::JsonLines),
-            other => Err(format!("unknown kind {other:?}")),
+            other => Err(crate::error::Error::bad_request(format!("unknown kind {other:?}"))),
         }
     }
 }
@@ -160,6 +174,15 @@ pub fn validate_document_path(path: &str) -> Result<(), ExtractError> {
     }
     if path.starts_with('/') || path.split('/').any(|c| c == "..") {
         return bad("must be relative and must not contain '..'");
+    }
+    Ok(())
+}
+
+/// An upload path names a document ([`validate_document_path`]) and has a supported extension.
+pub fn check_upload_path(path: &str) -> Result<(), ExtractError> {
+    validate_document_path(path)?;
+    if !is_supported(path) {
+        return Err(ExtractError::Unsupported { path: path.to_string() });
     }
     Ok(())
 }

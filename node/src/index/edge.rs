@@ -36,9 +36,80 @@ impl EdgeBackend {
         Ok(EdgeBackend { root: root.to_path_buf() })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+}
+
+/// The embedded index's default directory: memory-backed (`/dev/shm`), named after the data
+/// directory and this process, so a restarted node wipes what a killed one left (and the killed
+/// one's janitor never touches the new one's).
+pub fn default_dir(data: &Path) -> Result<PathBuf, IndexError> {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return Err(IndexError::Dir {
+            path: shm.display().to_string(),
+            reason: "no /dev/shm on this machine: the embedded index keeps vectors in plain files, so it needs \
+                     memory-backed storage; pass --index-dir DIR on a tmpfs"
+                .into(),
+        });
     }
+    let canonical = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    let tag = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(canonical.as_os_str().as_encoded_bytes())[..8]);
+    let prefix = format!("prag-index-{tag}");
+    if let Ok(entries) = std::fs::read_dir(shm) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == prefix || name.starts_with(&format!("{prefix}-")) {
+                tracing::info!(dir = %e.path().display(), "removing the index files a previous run left");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(shm.join(format!("{prefix}-{}", std::process::id())))
+}
+
+/// Starts `prag internal-janitor`, which removes `dir` when this process's end of its stdin pipe
+/// closes — that is, when this process exits in any way, SIGKILL and abort included.
+pub fn start_janitor(exe: &Path, dir: &Path) -> Option<tokio::process::Child> {
+    use std::process::Stdio;
+    let child = tokio::process::Command::new(exe)
+        .arg("internal-janitor")
+        .arg("--dir")
+        .arg(dir)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C meant for the node must not end it first.
+        .process_group(0)
+        .spawn();
+    match child {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the index janitor; after a crash the index files stay until the next start");
+            None
+        }
+    }
+}
+
+/// The janitor's side: waits for its stdin to close (the node exited, however), then removes the
+/// index directory — only a directory the node made (`/dev/shm/prag-index-…`, or one holding only
+/// collection indexes).
+pub fn run_janitor(dir: &Path) {
+    use std::io::Read;
+    let mut sink = [0u8; 64];
+    while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+    let named = dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("prag-index-"));
+    if named || is_index_dir(dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Whether every entry of `dir` is a collection index (a hex-named directory).
+fn is_index_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    })
 }
 
 impl Drop for EdgeBackend {

@@ -24,6 +24,12 @@ pub enum IndexError {
     Dir { path: String, reason: String },
 }
 
+impl From<IndexError> for crate::error::Error {
+    fn from(e: IndexError) -> Self {
+        crate::error::Error::internal("the vector index failed", e)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexStats {
     pub points: u64,

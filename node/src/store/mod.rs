@@ -51,6 +51,12 @@ impl StoreError {
     }
 }
 
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        crate::error::Error::internal("the encrypted store failed", e)
+    }
+}
+
 /// The start of the message of a chunk that fails its integrity check.
 pub const INTEGRITY_MESSAGE: &str = "integrity check failed: the stored ciphertext was altered";
 

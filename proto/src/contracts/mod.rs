@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 
 /// What the ordering node supplies with each transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Env {
     /// Unix seconds at which the transaction was ordered.
     pub time: u64,
-    /// Fresh randomness chosen by the ordering node (recorded in the log for replay).
+    /// Fresh randomness chosen by the ordering node (recorded in the log for replay), hex.
     #[serde(with = "hex_array")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub random: [u8; 32],
     /// This contract's address, checked against permits' `allowed_tokens`.
     pub contract_address: String,

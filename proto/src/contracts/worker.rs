@@ -170,6 +170,13 @@ pub struct State {
     pub work_reports: BTreeMap<(String, String), WorkReport>,
 }
 
+impl State {
+    /// The worker whose registered signing key is `key` (canonical hex).
+    pub fn by_signing_key(&self, key: &str) -> Option<&Worker> {
+        self.workers.values().find(|w| w.signing_key.as_deref() == Some(key))
+    }
+}
+
 /// What the worker signs to answer a challenge.
 pub fn liveliness_message(ip_address: &str, challenge: &str) -> String {
     format!("prag-liveliness-v1\n{ip_address}\n{challenge}")

@@ -1,0 +1,44 @@
+//! One module per top-level `prag` subcommand.
+
+pub mod admin;
+pub mod attest;
+pub mod collection;
+pub mod console;
+pub mod demo;
+pub mod doc;
+pub mod embed;
+pub mod internal;
+pub mod keys;
+pub mod model;
+pub mod node;
+pub mod query;
+pub mod status;
+pub mod storage;
+pub mod upload;
+pub mod worker;
+
+use crate::args::Command;
+
+/// Runs a parsed command (the internal ones run from `main`, before logging is set up).
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Model(cmd) => model::run(cmd),
+        Command::Embed(args) => embed::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Node(args) => node::run(*args),
+        Command::Collection(args) => collection::run(args),
+        Command::Upload(args) => upload::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Doc(args) => doc::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Admin(args) => admin::run(args),
+        Command::Worker(args) => worker::run(args),
+        Command::Attest(cmd) => attest::run(cmd),
+        Command::Storage(cmd) => storage::run(cmd),
+        Command::Console { args } => console::run(&args),
+        Command::InternalExtract(_) | Command::InternalJanitor { .. } => {
+            anyhow::bail!("internal commands run from main")
+        }
+    }
+}

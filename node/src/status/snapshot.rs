@@ -1,0 +1,126 @@
+//! Building the status snapshot (the part that walks shards, workers and the index engines), and
+//! putting the live counts into it when a request comes: counters, and each collection's
+//! documents and chunks (one map length each, so an answer always counts the last commit).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use prag_proto::api::{
+    API_VERSION, AttestationStatus, ClusterStatus, CollectionInfo, EmbedderStatus, NodeStatus, PeerView,
+};
+
+use super::Sources;
+use crate::collections::Collection;
+use super::console::ConsoleParts;
+use crate::auth::unix_now;
+
+/// What the refresh task builds.
+pub(crate) struct Cached {
+    /// Collection name → (points, indexed points) in its index.
+    pub points: HashMap<String, (u64, u64)>,
+    pub disk_bytes: u64,
+    pub index_backend: String,
+    pub attestation: AttestationStatus,
+    pub peer_id: String,
+    pub listen_addresses: Vec<String>,
+    pub peers: Vec<PeerView>,
+    pub cluster: Option<ClusterStatus>,
+    /// The console's ledger, worker and subscriber views.
+    pub console: ConsoleParts,
+}
+
+/// A collection as status lists it; `points` are (total, indexed) index points.
+pub(crate) fn info(c: &Collection, points: (u64, u64)) -> CollectionInfo {
+    let (documents, chunks) = c.counts();
+    let owner_address =
+        prag_proto::account::parse_public_key(c.owner()).map(|k| prag_proto::account::address(&k)).unwrap_or_default();
+    CollectionInfo {
+        name: c.name().to_string(),
+        owner: c.owner().to_string(),
+        owner_address,
+        created_at: c.created_at(),
+        documents,
+        chunks,
+        total_points: points.0,
+        indexed_points: points.1,
+    }
+}
+
+/// Builds the snapshot; `disk_bytes` comes from the slower disk count.
+pub(crate) fn build(s: &Sources, disk_bytes: u64) -> Cached {
+    let points = s
+        .collections
+        .all()
+        .iter()
+        .map(|c| {
+            // The index's counts may be a call to a Qdrant server: asked here, in the background.
+            let stats = c.index.stats().unwrap_or_default();
+            (c.name().to_string(), (stats.points, stats.indexed))
+        })
+        .collect();
+    let state = s.ledger.state();
+    let now = unix_now();
+    Cached {
+        points,
+        disk_bytes,
+        index_backend: s.collections.backend_name(),
+        attestation: s.access.gate().status(state.worker.workers.values(), now),
+        peer_id: s.net.local_peer_id().map(|p| p.to_string()).unwrap_or_default(),
+        listen_addresses: s.net.listening(),
+        peers: s.network.peers(),
+        cluster: s.network.status(),
+        console: ConsoleParts::build(s, &state, now),
+    }
+}
+
+/// Every collection: its counts now, its index's from the snapshot.
+pub(crate) fn collections(s: &Sources, c: &Cached) -> Vec<CollectionInfo> {
+    let mut all: Vec<CollectionInfo> =
+        s.collections.all().iter().map(|x| info(x, c.points.get(x.name()).copied().unwrap_or_default())).collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+/// The detailed status: the snapshot with the counts read now.
+pub(crate) fn with_live_counters(s: &Sources, c: &Cached) -> NodeStatus {
+    let collections = collections(s, c);
+    let info = s.embedder.info();
+    let stats = s.embedder.stats();
+    NodeStatus {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        api_version: API_VERSION,
+        uptime_secs: s.started.elapsed().as_secs(),
+        index_backend: c.index_backend.clone(),
+        embedder: EmbedderStatus {
+            model: info.model.clone(),
+            dimension: info.dimension,
+            device: info.device.clone(),
+            dtype: info.dtype.clone(),
+            workers: info.workers,
+            max_batch: info.max_batch,
+            token_budget: info.token_budget,
+            texts: stats.texts,
+            batches: stats.batches,
+            queue_depth: stats.queue_depth,
+            busy_seconds: stats.busy_seconds,
+            cancelled_texts: stats.cancelled_texts,
+        },
+        documents: collections.iter().map(|c| c.documents).sum(),
+        chunks: collections.iter().map(|c| c.chunks).sum(),
+        collections,
+        queries: s.metrics.queries.load(Ordering::Relaxed),
+        ingested_documents: s.metrics.ingested_documents.load(Ordering::Relaxed),
+        disk_bytes: c.disk_bytes,
+        node_id: s.node_id.clone(),
+        attestation: c.attestation.clone(),
+        worker_usage: s.access.usage().snapshot(),
+        refusals: s.metrics.refusals(),
+        peer_id: c.peer_id.clone(),
+        listen_addresses: c.listen_addresses.clone(),
+        peers: c.peers.clone(),
+        cluster: c.cluster.clone().map(|mut cluster| {
+            s.network.live_counters(&mut cluster);
+            cluster
+        }),
+    }
+}
