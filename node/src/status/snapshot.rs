@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use prag_proto::api::{
-    API_VERSION, AttestationStatus, ClusterStatus, CollectionInfo, EmbedderStatus, NodeStatus, PeerView,
+    API_VERSION, AttestationStatus, ClusterStatus, CollectionInfo, EmbedderStatus, EpochView, LedgerSummary,
+    NodeStatus, PeerView, SubscriberView, TxView, WorkerView,
 };
+use prag_proto::ledger::LedgerState;
 
 use super::Sources;
 use crate::collections::Collection;
-use super::console::ConsoleParts;
 use crate::auth::unix_now;
 
 /// What the refresh task builds.
@@ -122,5 +123,90 @@ pub(crate) fn with_live_counters(s: &Sources, c: &Cached) -> NodeStatus {
             s.network.live_counters(&mut cluster);
             cluster
         }),
+    }
+}
+
+/// Ledger entries and audit lines a console snapshot carries.
+pub(crate) const RECENT: usize = 50;
+
+/// The console's parts of the snapshot: what walks the ledger's state and workers.
+pub(crate) struct ConsoleParts {
+    pub ledger: LedgerSummary,
+    pub subscribers: Vec<SubscriberView>,
+    pub api_keys: u64,
+    pub workers: Vec<WorkerView>,
+    pub recent_txs: Vec<TxView>,
+    pub epochs: Vec<EpochView>,
+}
+
+impl ConsoleParts {
+    pub(crate) fn build(s: &Sources, state: &LedgerState, now: u64) -> Self {
+        let ls = s.ledger.status();
+        let ledger = LedgerSummary {
+            height: ls.height,
+            head_hash: ls.head_hash.clone(),
+            admin: ls.admin.clone(),
+            chain_id: ls.chain_id.clone(),
+            orderer: ls.orderer,
+            damage: ls.damage.as_ref().map(|d| d.reason.clone()).unwrap_or_default(),
+        };
+        let gate = s.access.gate();
+        let workers = state
+            .worker
+            .workers
+            .values()
+            .map(|w| {
+                let verdict = gate.check_worker(w, now);
+                WorkerView {
+                    ip_address: w.ip_address.clone(),
+                    worker_type: w.worker_type.clone(),
+                    payment_wallet: w.payment_wallet.clone(),
+                    accepted: verdict.is_ok(),
+                    attestation: match verdict {
+                        Ok(v) => format!("accepted ({} {})", v.kind, v.tcb_status),
+                        Err(e) => format!("refused: {}", e.code()),
+                    },
+                    last_seen: w.last_seen,
+                }
+            })
+            .collect();
+        let subscribers = state
+            .subscription
+            .subscribers
+            .iter()
+            .map(|(k, v)| SubscriberView {
+                public_key: k.clone(),
+                active: v.status == prag_proto::contracts::subscription::Status::Active,
+            })
+            .collect();
+        let epochs = state
+            .rewards
+            .epochs
+            .iter()
+            .rev()
+            .take(RECENT)
+            .map(|(n, e)| EpochView {
+                epoch: *n,
+                funds: e.funds.0.to_string(),
+                closed: e.closed,
+                shares: e.shares.iter().map(|(w, sh)| (w.clone(), sh.work.to_string(), sh.amount.0.to_string())).collect(),
+            })
+            .collect();
+        let from = ls.height.saturating_sub(RECENT as u64);
+        let mut recent_txs: Vec<TxView> = s
+            .ledger
+            .entries(from, RECENT)
+            .into_iter()
+            .map(|e| TxView {
+                height: e.height,
+                time: e.env.time,
+                sender: prag_proto::account::parse_public_key(&e.tx.body.sender)
+                    .map(|k| prag_proto::account::address(&k))
+                    .unwrap_or_else(|_| e.tx.body.sender.clone()),
+                msg: e.tx.body.msg.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_else(|| "?".into()),
+            })
+            .collect();
+        recent_txs.reverse();
+        ConsoleParts { ledger, subscribers, api_keys: state.subscription.api_keys.len() as u64, workers, recent_txs, epochs }
     }
 }
