@@ -91,3 +91,42 @@ async fn answers(host: &str) -> bool {
     let mut buf = [0u8; 16];
     matches!(s.read(&mut buf).await, Ok(n) if n >= 12 && &buf[9..12] == b"200")
 }
+
+/// What registering the node whose data directory is `data` as a storage node takes: its peer id,
+/// its storage key, and a development report binding that key (the keys are made if new).
+pub fn storage_identity(data: &Path) -> (String, String, String) {
+    std::fs::create_dir_all(data).expect("data dir");
+    let (master, _) = prag_node::crypto::MasterKey::load_or_create(&data.join("master.key")).expect("master key");
+    let peer = prag_node::load_or_create_keypair(data).expect("peer key").public().to_peer_id().to_string();
+    let id = prag_node::identity::StorageIdentity::derive(&master).expect("identity");
+    let report = prag_node::attest::AttestationReport::development(&id.signing_key_hex());
+    (peer, id.signing_key_hex(), report)
+}
+
+/// A transaction signed by `key` with nonce number `n`.
+pub fn tx(key: &SigningKey, n: u64, msg: serde_json::Value) -> prag_proto::ledger::SignedTx {
+    prag_proto::ledger::SignedTx::sign(key, &format!("testnonce{n:012}"), prag_node::unix_now(), msg).expect("sign")
+}
+
+/// Registers the node in `data` as a `prag-storage` worker (a development report), through the
+/// orderer's ledger, signed by the admin `key(1)`.
+pub async fn register_storage(orderer: &Node, data: &Path, n: u64) {
+    let (peer, signing_key, report) = storage_identity(data);
+    let msg = serde_json::json!({"register_worker": {
+        "ip_address": peer,
+        "payment_wallet": prag_proto::account::address(crate::key(30).verifying_key()),
+        "attestation_report": report,
+        "worker_type": "prag-storage",
+        "signing_key": signing_key,
+    }});
+    orderer.ledger().submit(tx(&crate::key(1), n, msg)).await.expect("storage node registered");
+}
+
+/// Waits until `done` holds, polling every 50 ms for at most `secs` seconds; panics with `what`.
+pub async fn eventually(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

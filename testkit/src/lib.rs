@@ -10,6 +10,7 @@
 pub mod fake;
 pub mod inproc;
 pub mod process;
+pub mod requests;
 
 use std::path::{Path, PathBuf};
 

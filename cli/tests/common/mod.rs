@@ -7,46 +7,6 @@ pub mod hostile;
 
 pub use prag_node::NodeClient;
 pub use prag_testkit::process::NodeProcess;
+pub use prag_testkit::requests::{collection_with, sealed_request, send_sealed};
 pub use prag_testkit::{CLINIC_DOCS, CLINIC_QUESTIONS, all_files, free_port, key, model_dir, rt};
 
-/// A request on the owner's channel with full control over what is signed: `timestamp`, `nonce`,
-/// and `tweak`, which may change the head (its signature headers included) after signing and
-/// before sealing. The sealed request is returned so a test can send it again, byte for byte.
-pub fn sealed_request(
-    client: &NodeClient,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    timestamp: u64,
-    nonce: &str,
-    tweak: impl FnOnce(&mut prag_proto::api::ChannelHead),
-) -> prag_node::channel::SealedRequest {
-    let rt = rt();
-    let node = rt.block_on(client.node()).expect("verified node");
-    let auth = prag_proto::auth::sign_request(client.key(), method, path, body, timestamp, nonce, &node.node_id);
-    let mut head = prag_proto::api::ChannelHead {
-        method: method.into(),
-        path: path.into(),
-        content_type: Some("application/json".into()),
-        body_len: body.len() as u64,
-        auth,
-    };
-    tweak(&mut head);
-    prag_node::channel::ClientRequest::seal(&node.channel_key, &node.node_id, &head, body).expect("seal")
-}
-
-/// Sends a sealed request; (status, error code or "", body).
-pub fn send_sealed(client: &NodeClient, sealed: &prag_node::channel::SealedRequest) -> prag_node::client::Answer {
-    rt().block_on(client.send_sealed(sealed)).expect("send")
-}
-
-/// Creates collection `name` with `client`'s key as owner, and uploads `docs` (path, text) into it.
-pub fn collection_with(client: &NodeClient, name: &str, docs: &[(&str, &str)]) {
-    let rt = rt();
-    let _: serde_json::Value = rt
-        .block_on(client.post("/v1/collections", &prag_proto::api::CreateCollectionRequest { name: name.into() }))
-        .expect("create");
-    for (path, text) in docs {
-        rt.block_on(client.upload(name, path, text.as_bytes())).expect("upload");
-    }
-}

@@ -17,6 +17,7 @@ use crate::node::Node;
 
 #[utoipa::path(
     get,
+    operation_id = "list_collections",
     path = "/v1/collections",
     tag = "sealed",
     summary = "Collections the caller owns",
@@ -28,6 +29,7 @@ pub(crate) async fn list(State(node): State<Arc<Node>>, inbound: Inbound) -> axu
 
 #[utoipa::path(
     post,
+    operation_id = "create_collection",
     path = "/v1/collections",
     tag = "sealed",
     summary = "Create a collection; the signer becomes its owner",
@@ -52,6 +54,7 @@ pub(crate) struct UploadQuery {
 
 #[utoipa::path(
     post,
+    operation_id = "upload_document",
     path = "/v1/collections/{name}/documents",
     tag = "sealed",
     summary = "Upload one file, raw (owner only)",
@@ -77,6 +80,7 @@ pub(crate) async fn upload(
 
 #[utoipa::path(
     get,
+    operation_id = "list_documents",
     path = "/v1/collections/{name}/documents",
     tag = "sealed",
     summary = "List a collection's documents (owner only; the whole collection, on any node holding it)",
@@ -93,6 +97,7 @@ pub(crate) async fn documents(
 
 #[utoipa::path(
     post,
+    operation_id = "delete_document",
     path = "/v1/collections/{name}/documents/delete",
     tag = "sealed",
     summary = "Delete one document, by id or by path (owner only)",
@@ -111,6 +116,7 @@ pub(crate) async fn delete(
 
 #[utoipa::path(
     post,
+    operation_id = "query_collection",
     path = "/v1/collections/{name}/query",
     tag = "sealed",
     summary = "Top-k retrieval (owner only)",
@@ -129,6 +135,7 @@ pub(crate) async fn query(
 
 #[utoipa::path(
     get,
+    operation_id = "list_grants",
     path = "/v1/collections/{name}/grants",
     tag = "sealed",
     summary = "Subscribers granted access to the collection (owner only)",
@@ -145,6 +152,7 @@ pub(crate) async fn grants(
 
 #[utoipa::path(
     post,
+    operation_id = "grant",
     path = "/v1/collections/{name}/grants",
     tag = "sealed",
     summary = "Grant a subscriber's attested workers access (owner only)",
@@ -163,6 +171,7 @@ pub(crate) async fn grant(
 
 #[utoipa::path(
     post,
+    operation_id = "revoke_grant",
     path = "/v1/collections/{name}/grants/revoke",
     tag = "sealed",
     summary = "Revoke a subscriber's access (owner only)",

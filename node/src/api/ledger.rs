@@ -23,6 +23,7 @@ const MAX_LEDGER_QUERY: usize = 64 * 1024;
 
 #[utoipa::path(
     get,
+    operation_id = "ledger_status",
     path = "/v1/ledger/status",
     tag = "ledger",
     summary = "Ledger height, head hash, admin, orderer, damage found at start",
@@ -44,6 +45,7 @@ pub(crate) struct EntriesQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "ledger_entries",
     path = "/v1/ledger/entries",
     tag = "ledger",
     summary = "Ledger entries from `from`, at most `limit`",
@@ -63,6 +65,7 @@ async fn public_body(node: &Node, body: Body, limit: usize) -> Result<axum::body
 
 #[utoipa::path(
     post,
+    operation_id = "ledger_tx",
     path = "/v1/ledger/tx",
     tag = "ledger",
     summary = "Submit a signed contract transaction",
@@ -85,6 +88,7 @@ pub(crate) async fn tx(State(node): State<Arc<Node>>, body: Body) -> Result<axum
 
 #[utoipa::path(
     post,
+    operation_id = "ledger_query",
     path = "/v1/ledger/query",
     tag = "ledger",
     summary = "A contract query in the published JSON shape",

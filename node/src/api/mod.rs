@@ -139,6 +139,7 @@ PRAG-REQUEST-V2\\nMETHOD\\nPATH?QUERY\\nhex(SHA-256(body))\\nTIMESTAMP\\nNONCE\\
 ErrorBody whose `code` comes from one table: the same condition has the same status and code on every route and \
 every node."
     ),
+    components(schemas(prag_proto::api::WorkerAnswer, prag_proto::api::ChannelHead)),
     tags(
         (name = "public", description = "Anyone"),
         (name = "sealed", description = "Only inside POST /v1/sealed (the owner's channel)"),

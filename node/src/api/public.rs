@@ -14,6 +14,7 @@ use crate::node::Node;
 /// `GET /v1/status`.
 #[utoipa::path(
     get,
+    operation_id = "public_status",
     path = "/v1/status",
     tag = "public",
     summary = "That the node is up",

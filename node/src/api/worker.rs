@@ -12,6 +12,7 @@ use crate::node::Node;
 
 #[utoipa::path(
     post,
+    operation_id = "worker_query",
     path = "/v1/worker/query",
     tag = "sealed",
     summary = "An attested worker's retrieval for a subscriber",
@@ -35,6 +36,7 @@ pub(crate) async fn query(State(node): State<Arc<Node>>, inbound: Inbound) -> Re
 
 #[utoipa::path(
     get,
+    operation_id = "worker_usage",
     path = "/v1/worker/usage",
     tag = "sealed",
     summary = "What this node served the signing worker, per subscriber (for report_work)",

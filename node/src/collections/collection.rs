@@ -226,7 +226,7 @@ impl Collection {
     }
 
     /// (documents, chunks) held here.
-    pub(crate) fn counts(&self) -> (u64, u64) {
+    pub fn counts(&self) -> (u64, u64) {
         let c = self.contents.read();
         (c.docs.len() as u64, c.points.len() as u64)
     }
