@@ -48,11 +48,7 @@ fn bench_device(c: &mut Criterion, device: DeviceSpec, dtype: DTypeSpec, batches
 }
 
 fn benches(c: &mut Criterion) {
-    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
-    #[allow(unsafe_code)]
-    unsafe {
-        prag_embedder::use_one_matmul_thread_per_worker()
-    };
+    prag_benches::one_matmul_thread_per_worker();
     bench_device(c, DeviceSpec::Cpu, DTypeSpec::F32, &[1, 8, 32, 128], TEXTS);
     if cfg!(feature = "cuda") {
         for dtype in [DTypeSpec::F32, DTypeSpec::F16, DTypeSpec::BF16] {

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use prag_benches::model_dir;
-use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
 use prag_node::config::IndexConfig;
 use prag_node::{Node, NodeConfig};
 
@@ -20,15 +18,7 @@ fn document(round: u64, i: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
-    #[allow(unsafe_code)]
-    unsafe {
-        prag_embedder::use_one_matmul_thread_per_worker()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-    let mut cfg = EmbedderConfig::new(model_dir());
-    cfg.device = DeviceSpec::Cpu;
-    let embedder = Embedder::load(cfg).expect("embedder");
+    let (rt, embedder) = prag_benches::node_setup();
     let tmp = tempfile::tempdir().expect("tmp");
     let mut config = NodeConfig::new(tmp.path().join("data"));
     config.index = IndexConfig::Embedded {

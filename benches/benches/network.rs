@@ -18,15 +18,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
+use prag_benches::Seed;
+use prag_embedder::Embedder;
 use prag_node::config::{AttestationMode, ClusterConfig, IndexConfig, NetConfig};
-use prag_node::crypto::MasterKey;
-use prag_node::identity::StorageIdentity;
-use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
 use prag_node::{Node, NodeConfig};
 use prag_proto::api::QueryRequest;
 use prag_proto::ledger::SignedTx;
-use prag_testkit::{free_port, key, model_dir};
+use prag_testkit::{free_port, key};
 use serde_json::json;
 
 const DOCS: usize = 128;
@@ -65,76 +63,14 @@ fn cluster(change: impl FnOnce(&mut ClusterConfig)) -> ClusterConfig {
 
 /// Registers the node in `data` as a `prag-storage` worker (dev report) in `orderer`'s ledger.
 fn register(rt: &tokio::runtime::Runtime, orderer: &Node, data: &Path, n: u64) {
-    std::fs::create_dir_all(data).unwrap();
-    let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
-    let peer = prag_node::load_or_create_keypair(data).unwrap().public().to_peer_id().to_string();
-    let id = StorageIdentity::derive(&master).unwrap();
-    let report = prag_node::attest::AttestationReport::development(&id.signing_key_hex());
-    let tx = SignedTx::sign(
-        &key(1),
-        &format!("benchnonce{n:010}"),
-        prag_node::unix_now(),
-        json!({"register_worker": {
-            "ip_address": peer,
-            "payment_wallet": prag_proto::account::address(key(30).verifying_key()),
-            "attestation_report": report,
-            "worker_type": "prag-storage",
-            "signing_key": id.signing_key_hex(),
-        }}),
-    )
-    .unwrap();
-    rt.block_on(orderer.ledger().submit(tx)).expect("register");
+    rt.block_on(prag_testkit::inproc::register_storage(orderer, data, n));
 }
 
 /// Writes `DOCS` documents of `CHUNKS` chunks of `CHUNK_BYTES` into a new collection of the node
-/// in `data` (before it starts). Vectors are random unit vectors: replication moves bytes and
-/// never looks at what they mean.
+/// in `data` (before it starts); returns the bytes written.
 fn seed_collection(data: &Path, owner: &VerifyingKey) -> u64 {
-    std::fs::create_dir_all(data.join("collections")).unwrap();
-    let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
-    let meta = CollectionMeta {
-        name: "bulk".into(),
-        owner: prag_proto::account::public_key_hex(owner),
-        created_at: 0,
-        shards: 4,
-        replicas: 2,
-        grants_version: 0,
-        tombstones: Default::default(),
-    };
-    let store = CollectionStore::create(&master, &data.join("collections"), &meta).unwrap();
     let text: String = prag_benches::paragraphs(2000, 4).join(" ").chars().take(CHUNK_BYTES).collect();
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    for d in 0..DOCS {
-        let vectors: Vec<Vec<f32>> = (0..CHUNKS)
-            .map(|_| {
-                let v: Vec<f32> = (0..384).map(|_| rng.r#gen::<f32>() - 0.5).collect();
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.into_iter().map(|x| x / n).collect()
-            })
-            .collect();
-        let chunks: Vec<NewChunk<'_>> = vectors.iter().map(|v| NewChunk { text: &text, vector: v }).collect();
-        let path = format!("bulk/{d}.txt");
-        let header = DocumentHeader {
-            path: path.clone(),
-            fingerprint: store.fingerprint(&format!("{d}")),
-            chunks: CHUNKS as u32,
-            created_at: 0,
-            key_version: 1,
-            version: 1,
-        };
-        store.write_document(&store.document_id(&path), &header, &chunks).unwrap();
-    }
-    std::fs::read_dir(data.join("collections").join(&store.id).join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum()
-}
-
-fn embedder() -> Embedder {
-    let mut cfg = EmbedderConfig::new(model_dir());
-    cfg.device = DeviceSpec::Cpu;
-    Embedder::load(cfg).expect("embedder")
+    Seed { name: "bulk", documents: DOCS, chunks_per_document: CHUNKS, text: &text, prefix: "bulk" }.write(data, owner)
 }
 
 fn replication(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedder, tmp: &Path) {
@@ -368,13 +304,7 @@ fn remote_search_under_ledger_load(
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
-    #[allow(unsafe_code)]
-    unsafe {
-        prag_embedder::use_one_matmul_thread_per_worker()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-    let embedder = embedder();
+    let (rt, embedder) = prag_benches::node_setup();
     let tmp = tempfile::tempdir().expect("tmp");
     retrieval(c, &rt, &embedder, tmp.path());
     replication(c, &rt, &embedder, tmp.path());

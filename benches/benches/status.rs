@@ -12,55 +12,28 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use prag_embedder::{DeviceSpec, Embedder, EmbedderConfig};
+use prag_benches::Seed;
 use prag_node::config::{AttestationMode, IndexConfig, NetConfig};
-use prag_node::crypto::MasterKey;
-use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
 use prag_node::{Node, NodeConfig};
-use prag_testkit::model_dir;
-use rand::Rng;
 
 const COLLECTIONS: usize = 4;
 const DOCS_PER_COLLECTION: usize = 2_500;
 const CHUNKS: usize = 4;
 
-/// Writes the collections into `data` before the node opens it.
+/// Writes the collections into `data` before the node opens it: 4 chunks a document of about 12
+/// sentences each.
 fn seed(data: &Path, owner: &VerifyingKey) {
-    std::fs::create_dir_all(data.join("collections")).unwrap();
-    let (master, _) = MasterKey::load_or_create(&data.join("master.key")).unwrap();
     let text: String = prag_benches::paragraphs(1, 12).join(" ");
-    let mut rng = rand::thread_rng();
     for c in 0..COLLECTIONS {
-        let meta = CollectionMeta {
-            name: format!("archive-{c}"),
-            owner: prag_proto::account::public_key_hex(owner),
-            created_at: 0,
-            shards: 4,
-            replicas: 2,
-            grants_version: 0,
-            tombstones: Default::default(),
+        let name = format!("archive-{c}");
+        let seed = Seed {
+            name: &name,
+            documents: DOCS_PER_COLLECTION,
+            chunks_per_document: CHUNKS,
+            text: &text,
+            prefix: "records",
         };
-        let store = CollectionStore::create(&master, &data.join("collections"), &meta).unwrap();
-        for d in 0..DOCS_PER_COLLECTION {
-            let vectors: Vec<Vec<f32>> = (0..CHUNKS)
-                .map(|_| {
-                    let v: Vec<f32> = (0..384).map(|_| rng.r#gen::<f32>() - 0.5).collect();
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    v.into_iter().map(|x| x / n).collect()
-                })
-                .collect();
-            let chunks: Vec<NewChunk<'_>> = vectors.iter().map(|v| NewChunk { text: &text, vector: v }).collect();
-            let path = format!("records/{d}.md");
-            let header = DocumentHeader {
-                path: path.clone(),
-                fingerprint: store.fingerprint(&path),
-                chunks: CHUNKS as u32,
-                created_at: 0,
-                key_version: 1,
-                version: 1,
-            };
-            store.write_document(&store.document_id(&path), &header, &chunks).unwrap();
-        }
+        seed.write(data, owner);
     }
 }
 
@@ -74,15 +47,7 @@ fn config(data: &Path) -> NodeConfig {
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: set before any embedder thread starts; criterion runs benches on this thread.
-    #[allow(unsafe_code)]
-    unsafe {
-        prag_embedder::use_one_matmul_thread_per_worker()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-    let mut cfg = EmbedderConfig::new(model_dir());
-    cfg.device = DeviceSpec::Cpu;
-    let embedder = Embedder::load(cfg).expect("embedder");
+    let (rt, embedder) = prag_benches::node_setup();
     // Memory-backed, so seeding 10,000 documents does not wait for 10,000 disk syncs.
     let tmp = tempfile::Builder::new().prefix("prag-bench-status").tempdir_in("/dev/shm").expect("tmp");
     let data = tmp.path().join("node");

@@ -1,4 +1,6 @@
-//! Shared inputs for PRAG's criterion benchmarks.
+//! Shared inputs for PRAG's criterion benchmarks: texts, the embedder and seeded collections.
+// A benchmark's fixture that cannot be built stops the run, loudly.
+#![allow(clippy::expect_used, clippy::panic)]
 
 /// Sentences from realistic clinical and archival prose; [`paragraphs`] joins them into texts.
 const SENTENCES: &[&str] = &[
@@ -33,7 +35,89 @@ pub fn paragraphs(n: usize, sentences: usize) -> Vec<String> {
         .collect()
 }
 
-/// The model directory benchmarks use: `$PRAG_MODEL` or the cache.
-pub fn model_dir() -> std::path::PathBuf {
-    std::env::var_os("PRAG_MODEL").map(std::path::PathBuf::from).unwrap_or_else(prag_embedder::fetch::default_model_dir)
+pub use prag_testkit::model_dir;
+
+/// One matmul thread per embedder worker, as `prag node` sets it. Call it first thing on the
+/// benchmark's main thread: it sets an environment variable, which is sound only while no other
+/// thread runs (criterion runs benchmarks on that thread).
+pub fn one_matmul_thread_per_worker() {
+    // SAFETY: the caller is the only thread (above).
+    #[allow(unsafe_code)]
+    unsafe {
+        prag_embedder::use_one_matmul_thread_per_worker()
+    };
+}
+
+/// What a node benchmark runs on: [`one_matmul_thread_per_worker`], a 2-thread runtime (the
+/// machine benchmarks quote has 2 cores) and [`cpu_embedder`].
+pub fn node_setup() -> (tokio::runtime::Runtime, prag_embedder::Embedder) {
+    one_matmul_thread_per_worker();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    (rt, cpu_embedder())
+}
+
+/// The embedder benchmarks use: the model on the CPU.
+pub fn cpu_embedder() -> prag_embedder::Embedder {
+    let mut config = prag_embedder::EmbedderConfig::new(model_dir());
+    config.device = prag_embedder::DeviceSpec::Cpu;
+    prag_embedder::Embedder::load(config).expect("the model loads (scripts/test fetches it)")
+}
+
+/// A collection written through the store's own API before a node opens the data directory.
+pub struct Seed<'a> {
+    pub name: &'a str,
+    pub documents: usize,
+    pub chunks_per_document: usize,
+    /// Every chunk's text.
+    pub text: &'a str,
+    /// Documents are `{prefix}/{n}.md`.
+    pub prefix: &'a str,
+}
+
+impl Seed<'_> {
+    /// Writes the collection into `data` (its master key made if new), owned by `owner`, 4 shards
+    /// and 2 copies; vectors are random unit vectors, since nothing measured looks at what they
+    /// mean. Returns the bytes of ciphertext written.
+    pub fn write(&self, data: &std::path::Path, owner: &k256::ecdsa::VerifyingKey) -> u64 {
+        use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
+        use rand::Rng;
+        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("seeding {}: {what}: {e}", self.name) };
+        let collections = data.join("collections");
+        std::fs::create_dir_all(&collections).unwrap_or_else(|e| fail("data directory", &e));
+        let (master, _) = prag_node::crypto::MasterKey::load_or_create(&data.join("master.key"))
+            .unwrap_or_else(|e| fail("master key", &e));
+        let meta = CollectionMeta {
+            name: self.name.to_string(),
+            owner: prag_proto::account::public_key_hex(owner),
+            created_at: 0,
+            shards: 4,
+            replicas: 2,
+            grants_version: 0,
+            tombstones: Default::default(),
+        };
+        let store = CollectionStore::create(&master, &collections, &meta).unwrap_or_else(|e| fail("create", &e));
+        let mut rng = rand::thread_rng();
+        for d in 0..self.documents {
+            let vectors: Vec<Vec<f32>> = (0..self.chunks_per_document)
+                .map(|_| {
+                    let v: Vec<f32> = (0..384).map(|_| rng.r#gen::<f32>() - 0.5).collect();
+                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    v.into_iter().map(|x| x / n).collect()
+                })
+                .collect();
+            let chunks: Vec<NewChunk<'_>> = vectors.iter().map(|v| NewChunk { text: self.text, vector: v }).collect();
+            let path = format!("{}/{d}.md", self.prefix);
+            let header = DocumentHeader {
+                path: path.clone(),
+                fingerprint: store.fingerprint(&path),
+                chunks: self.chunks_per_document as u32,
+                created_at: 0,
+                key_version: 1,
+                version: 1,
+            };
+            store.write_document(&store.document_id(&path), &header, &chunks).unwrap_or_else(|e| fail("write", &e));
+        }
+        let docs = std::fs::read_dir(collections.join(&store.id).join("docs")).unwrap_or_else(|e| fail("read", &e));
+        docs.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+    }
 }

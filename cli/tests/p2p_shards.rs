@@ -48,21 +48,11 @@ fn admin_file(dir: &Path) -> PathBuf {
     f
 }
 
-fn register_storage(orderer: &NodeProcess, n: u32, (peer, signing_key, report): &(String, String, String)) {
+fn register_storage(orderer: &NodeProcess, n: u32, identity: &(String, String, String)) {
     let admin = key(1);
-    let tx = SignedTx::sign(
-        &admin,
-        &format!("storagenonce{n:08}"),
-        prag_node::unix_now(),
-        json!({"register_worker": {
-            "ip_address": peer,
-            "payment_wallet": prag_proto::account::address(key(30).verifying_key()),
-            "attestation_report": report,
-            "worker_type": "prag-storage",
-            "signing_key": signing_key,
-        }}),
-    )
-    .expect("sign");
+    let tx =
+        SignedTx::sign(&admin, &format!("storagenonce{n:08}"), prag_node::unix_now(), storage_registration(identity))
+            .expect("sign");
     let _: serde_json::Value =
         rt().block_on(orderer.client(&admin).public("POST", "/v1/ledger/tx", Some(&tx))).expect("register");
 }

@@ -121,7 +121,11 @@ mod tests {
         let rt = crate::rt();
         let e = fake_embedder(1);
         let v = rt
-            .block_on(e.embed(vec!["MRI scanner earrings".into(), "mri scanner earrings".into(), "baptism registers".into()]))
+            .block_on(e.embed(vec![
+                "MRI scanner earrings".into(),
+                "mri scanner earrings".into(),
+                "baptism registers".into(),
+            ]))
             .unwrap();
         let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         assert!((cos(&v[0], &v[1]) - 1.0).abs() < 1e-5, "case does not matter");

@@ -31,7 +31,10 @@ pub fn config(dir: &Path) -> NodeConfig {
 /// timers (sync every 100 ms, catch-up every second).
 pub fn networked(mut c: NodeConfig, peers: &[String]) -> (NodeConfig, String) {
     let listen = format!("/ip4/127.0.0.1/tcp/{}", crate::free_port());
-    let mut n = NetConfig::new(vec![listen.parse().expect("multiaddr")], peers.iter().map(|p| p.parse().expect("multiaddr")).collect());
+    let mut n = NetConfig::new(
+        vec![listen.parse().expect("multiaddr")],
+        peers.iter().map(|p| p.parse().expect("multiaddr")).collect(),
+    );
     n.catch_up_interval = std::time::Duration::from_secs(1);
     n.redial_interval = std::time::Duration::from_millis(200);
     c.net = Some(n);
@@ -111,14 +114,7 @@ pub fn tx(key: &SigningKey, n: u64, msg: serde_json::Value) -> prag_proto::ledge
 /// Registers the node in `data` as a `prag-storage` worker (a development report), through the
 /// orderer's ledger, signed by the admin `key(1)`.
 pub async fn register_storage(orderer: &Node, data: &Path, n: u64) {
-    let (peer, signing_key, report) = storage_identity(data);
-    let msg = serde_json::json!({"register_worker": {
-        "ip_address": peer,
-        "payment_wallet": prag_proto::account::address(crate::key(30).verifying_key()),
-        "attestation_report": report,
-        "worker_type": "prag-storage",
-        "signing_key": signing_key,
-    }});
+    let msg = crate::storage_registration(&storage_identity(data));
     orderer.ledger().submit(tx(&crate::key(1), n, msg)).await.expect("storage node registered");
 }
 

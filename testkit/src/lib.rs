@@ -71,3 +71,15 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path().to_path_buf())
         .collect()
 }
+
+/// The ledger message registering a storage node from its (peer id, storage key, report), paid to
+/// `key(30)`'s wallet.
+pub fn storage_registration((peer, signing_key, report): &(String, String, String)) -> serde_json::Value {
+    serde_json::json!({"register_worker": {
+        "ip_address": peer,
+        "payment_wallet": prag_proto::account::address(key(30).verifying_key()),
+        "attestation_report": report,
+        "worker_type": "prag-storage",
+        "signing_key": signing_key,
+    }})
+}

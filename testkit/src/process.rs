@@ -143,4 +143,3 @@ mod reqwest {
         matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200")
     }
 }
-

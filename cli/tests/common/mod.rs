@@ -8,5 +8,4 @@ pub mod hostile;
 pub use prag_node::NodeClient;
 pub use prag_testkit::process::NodeProcess;
 pub use prag_testkit::requests::{collection_with, sealed_request, send_sealed};
-pub use prag_testkit::{CLINIC_DOCS, CLINIC_QUESTIONS, all_files, free_port, key, model_dir, rt};
-
+pub use prag_testkit::{CLINIC_DOCS, CLINIC_QUESTIONS, all_files, free_port, key, model_dir, rt, storage_registration};
