@@ -55,7 +55,8 @@ fn sigkill_mid_upload_loses_no_committed_document_and_shows_no_partial_one() {
             let committed = Arc::clone(&committed);
             async move {
                 let path = format!("entries/{i:04}.txt");
-                let r: Result<UploadResponse, prag_node::ClientError> = client.upload("ledger", &path, document(i).as_bytes()).await;
+                let r: Result<UploadResponse, prag_node::ClientError> =
+                    client.upload("ledger", &path, document(i).as_bytes()).await;
                 if let (Ok(r), Ok(mut c)) = (r, committed.lock()) {
                     c.push((path, r.documents[0].chunks));
                 }

@@ -12,8 +12,8 @@ mod common;
 use common::*;
 use k256::ecdsa::SigningKey;
 use k256::ecdsa::signature::Signer;
-use prag_node::client::WorkerQuery;
 use prag_node::LedgerService;
+use prag_node::client::WorkerQuery;
 use prag_proto::account::{address, public_key_hex};
 use prag_proto::api::{
     AuditEntry, CreateCollectionRequest, GrantRequest, GrantsResponse, NodeStatus, SealedAnswer, UploadResponse,
@@ -35,7 +35,7 @@ fn vk(k: &SigningKey) -> String {
 }
 
 fn dev_report(k: &SigningKey) -> String {
-    json!({"kind": "dev", "notice": prag_node::attest::DEV_NOTICE, "signing_key": vk(k)}).to_string()
+    prag_node::attest::AttestationReport::development(&vk(k))
 }
 
 struct Tx<'a> {
@@ -47,8 +47,8 @@ struct Tx<'a> {
 impl Tx<'_> {
     fn run(&self, key: &SigningKey, msg: serde_json::Value) -> Option<serde_json::Value> {
         self.n.set(self.n.get() + 1);
-        let tx = SignedTx::sign(key, &format!("testnonce{:010}", self.n.get()), prag_node::unix_now(), msg)
-            .expect("sign");
+        let tx =
+            SignedTx::sign(key, &format!("testnonce{:010}", self.n.get()), prag_node::unix_now(), msg).expect("sign");
         self.rt.block_on(self.ledger.submit(tx)).unwrap_or_else(|e| panic!("tx refused: {e}")).answer
     }
 

@@ -158,7 +158,12 @@ impl Embedder {
         let requests = runtime::start(
             Arc::clone(&tokenizer),
             backend,
-            runtime::RuntimeConfig { limits: spec.limits, workers: info.workers, pad_id: PAD_ID, max_tokens: max_seq_length.max(1) },
+            runtime::RuntimeConfig {
+                limits: spec.limits,
+                workers: info.workers,
+                pad_id: PAD_ID,
+                max_tokens: max_seq_length.max(1),
+            },
             spec.queue_capacity,
             Arc::clone(&stats),
         )?;

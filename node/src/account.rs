@@ -26,7 +26,8 @@ pub fn create(path: &Path) -> Result<SigningKey> {
         serde_json::to_vec_pretty(&KeyFile { kind: "secp256k1".into(), private_key: hex::encode(key.to_bytes()) })
             .map_err(|e| Error::internal("cannot encode the key file", e))?,
     );
-    write_private_file(path, &body).map_err(|e| Error::internal(format!("cannot write key file {}", path.display()), e))?;
+    write_private_file(path, &body)
+        .map_err(|e| Error::internal(format!("cannot write key file {}", path.display()), e))?;
     Ok(key)
 }
 

@@ -184,7 +184,8 @@ impl NodeClient {
             body_len: body.len() as u64,
             auth,
         };
-        ClientRequest::seal(&node.channel_key, &node.node_id, &head, body).map_err(|e| failed("cannot seal the request", e))
+        ClientRequest::seal(&node.channel_key, &node.node_id, &head, body)
+            .map_err(|e| failed("cannot seal the request", e))
     }
 
     /// Sends a sealed request and opens the answer. An answer the node could not seal (the
@@ -312,7 +313,8 @@ impl NodeClient {
     /// A worker's retrieval: signs with this client's key (the worker's), sends a fresh X25519
     /// public key, and opens the sealed answer with its secret half.
     pub async fn worker_query(&self, audience: &str, q: &WorkerQuery) -> ClientResult<prag_proto::api::WorkerAnswer> {
-        let ephemeral = crate::sealed::EphemeralKey::generate().map_err(|e| failed("cannot make an ephemeral key", e))?;
+        let ephemeral =
+            crate::sealed::EphemeralKey::generate().map_err(|e| failed("cannot make an ephemeral key", e))?;
         let request_id = crate::crypto::random_hex::<16>().map_err(|e| failed("cannot make a request id", e))?;
         let req = prag_proto::api::WorkerQueryRequest {
             collection: q.collection.clone(),
@@ -325,8 +327,9 @@ impl NodeClient {
             ephemeral_public_key: ephemeral.public_hex(),
         };
         let sealed: prag_proto::api::SealedAnswer = self.post("/v1/worker/query", &req).await?;
-        let plain =
-            ephemeral.open(&sealed, audience, &request_id).map_err(|e| failed("cannot open the node's sealed answer", e))?;
+        let plain = ephemeral
+            .open(&sealed, audience, &request_id)
+            .map_err(|e| failed("cannot open the node's sealed answer", e))?;
         serde_json::from_slice(&plain).map_err(|e| failed("the sealed answer does not hold a valid answer", e))
     }
 }

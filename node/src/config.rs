@@ -262,7 +262,6 @@ impl NodeConfig {
             )));
         }
         in_range("--max-file-mb", i.max_file_bytes as u64, 1 << 20, 4 << 30)?;
-        at_least("optimize debounce", i.optimize_debounce, Duration::ZERO)?;
         if self.chain_id.is_empty() || self.chain_id.len() > 64 {
             return Err(Error::config("--chain-id must be 1 to 64 characters"));
         }
@@ -337,11 +336,7 @@ fn in_range(name: &str, value: u64, low: u64, high: u64) -> Result<()> {
 }
 
 fn at_least(name: &str, value: Duration, low: Duration) -> Result<()> {
-    if value >= low {
-        Ok(())
-    } else {
-        Err(Error::config(format!("{name} is {value:?}; it must be at least {low:?}")))
-    }
+    if value >= low { Ok(()) } else { Err(Error::config(format!("{name} is {value:?}; it must be at least {low:?}"))) }
 }
 
 #[cfg(test)]

@@ -191,8 +191,7 @@ impl DataKey {
 
     /// `nonce ‖ ciphertext ‖ tag`.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let nonce = random_bytes::<NONCE_LEN>()?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);

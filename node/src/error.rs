@@ -320,6 +320,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_code_with_its_status() {
+        let readme = include_str!("../../README.md");
+        for k in ErrorKind::ALL {
+            let (status, code) = k.http_and_code();
+            let row = format!("| `{code}` | {status} |");
+            assert!(readme.contains(&row), "README.md's error table lacks {row}");
+        }
+        let section = readme.split("### Errors").nth(1).and_then(|s| s.split("\n#").next()).unwrap_or("");
+        let rows = section.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(rows, ErrorKind::ALL.len(), "README.md's error table has a row for a code the node does not have");
+    }
+
+    #[test]
     fn a_kind_a_newer_peer_invents_reads_as_internal() {
         let w: WireError = serde_json::from_str(r#"{"kind":"from_the_future","message":"x"}"#).unwrap();
         assert_eq!(w.kind, ErrorKind::Internal);

@@ -72,7 +72,13 @@ impl Ingest {
 
     /// What can be decided about an upload before its body is read: the collection exists, the
     /// caller owns it, the path is valid, and the declared size is allowed.
-    pub fn check_upload(&self, caller: &VerifyingKey, collection: &str, path: &str, declared_len: Option<u64>) -> Result<()> {
+    pub fn check_upload(
+        &self,
+        caller: &VerifyingKey,
+        collection: &str,
+        path: &str,
+        declared_len: Option<u64>,
+    ) -> Result<()> {
         self.collections.get(collection)?.check_owner(caller)?;
         extract::check_upload_path(path)?;
         match declared_len {
@@ -205,7 +211,10 @@ impl Ingest {
                 // The same content was committed while this one was being embedded.
                 self.metrics.unchanged_documents.fetch_add(1, Ordering::Relaxed);
                 let chunks = p.texts.len() as u64;
-                out.push((slot, DocumentOutcome { doc_id: p.doc_id, path: p.path, status: DocumentStatus::Unchanged, chunks }));
+                out.push((
+                    slot,
+                    DocumentOutcome { doc_id: p.doc_id, path: p.path, status: DocumentStatus::Unchanged, chunks },
+                ));
                 continue;
             }
             let header = DocumentHeader {
@@ -291,7 +300,10 @@ impl Ingest {
             None => match self.network.newest_version(&coll, &doc_id) {
                 Some(n) if coll.tombstone(&doc_id).is_none_or(|t| t < n) => n,
                 _ => {
-                    return Err(Error::new(ErrorKind::NotFound, format!("no document {doc_id} in collection {collection:?}")));
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("no document {doc_id} in collection {collection:?}"),
+                    ));
                 }
             },
         };

@@ -157,7 +157,11 @@ impl Metrics {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.counter("prag_queries_total", "Retrieval queries answered.", get(&self.queries));
         out.counter("prag_ingested_documents_total", "Documents created or replaced.", get(&self.ingested_documents));
-        out.counter("prag_unchanged_documents_total", "Re-uploads that changed nothing.", get(&self.unchanged_documents));
+        out.counter(
+            "prag_unchanged_documents_total",
+            "Re-uploads that changed nothing.",
+            get(&self.unchanged_documents),
+        );
         out.counter("prag_ingested_chunks_total", "Chunks embedded and stored.", get(&self.ingested_chunks));
         out.counter("prag_ingested_bytes_total", "Bytes of uploaded files accepted.", get(&self.ingested_bytes));
         out.counter("prag_deleted_documents_total", "Documents deleted.", get(&self.deleted_documents));

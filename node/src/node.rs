@@ -87,7 +87,12 @@ impl Node {
         let (index, janitor) = open_index_backend(&config).await?;
 
         let a = &config.access;
-        let gate = Arc::new(AttestationGate::new(a.attestation, a.policy.clone(), a.max_liveliness_age_secs, a.pccs_url.clone())?);
+        let gate = Arc::new(AttestationGate::new(
+            a.attestation,
+            a.policy.clone(),
+            a.max_liveliness_age_secs,
+            a.pccs_url.clone(),
+        )?);
         if gate.mode() == AttestationMode::Dev {
             tracing::warn!(
                 "ATTESTATION DEVELOPMENT MODE: this node accepts development reports, which prove nothing about the \
@@ -133,8 +138,14 @@ impl Node {
             replicas: config.cluster.replicas,
         };
         let dimension = embedder.info().dimension;
-        let collections =
-            Arc::new(Collections::new(Arc::clone(&master), data.join("collections"), index, dimension, quota, Arc::clone(&changes))?);
+        let collections = Arc::new(Collections::new(
+            Arc::clone(&master),
+            data.join("collections"),
+            index,
+            dimension,
+            quota,
+            Arc::clone(&changes),
+        )?);
         {
             let (c, m) = (Arc::clone(&collections), Arc::clone(&metrics));
             tokio::task::spawn_blocking(move || c.load_all(&m)).await??;
@@ -181,8 +192,12 @@ impl Node {
         for c in collections.all() {
             ingest.optimize(&c);
         }
-        let retrieval =
-            Arc::new(Retrieval::new(embedder.clone(), Arc::clone(&collections), Arc::clone(&network), Arc::clone(&metrics)));
+        let retrieval = Arc::new(Retrieval::new(
+            embedder.clone(),
+            Arc::clone(&collections),
+            Arc::clone(&network),
+            Arc::clone(&metrics),
+        ));
         let access = Arc::new(Access::new(AccessParts {
             gate,
             audit,
@@ -335,6 +350,8 @@ async fn open_index_backend(config: &NodeConfig) -> Result<(Arc<dyn IndexBackend
             let janitor = config.janitor_exe.as_deref().and_then(|exe| crate::index::edge::start_janitor(exe, &dir));
             (Arc::new(backend), janitor)
         }
-        IndexConfig::Remote { url, api_key } => (Arc::new(RemoteBackend::connect(url, api_key.as_deref()).await?), None),
+        IndexConfig::Remote { url, api_key } => {
+            (Arc::new(RemoteBackend::connect(url, api_key.as_deref()).await?), None)
+        }
     })
 }

@@ -17,9 +17,12 @@ type ModPath = Vec<String>;
 /// Every module of the crate: its path and its source (comments and strings blanked).
 fn modules(src: &Path) -> BTreeMap<ModPath, String> {
     let mut out = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(src).into_iter().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "rs")) {
+    for entry in
+        walkdir::WalkDir::new(src).into_iter().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+    {
         let rel = entry.path().strip_prefix(src).unwrap();
-        let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string()).collect();
+        let mut parts: Vec<String> =
+            rel.iter().map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string()).collect();
         if parts.last().is_some_and(|p| p == "mod" || p == "lib" || p == "main") {
             parts.pop();
         }
@@ -44,7 +47,11 @@ fn strip(text: &str) -> String {
                 i += 1;
             }
             i += 2;
-        } else if b[i] == b'r' && i + 1 < b.len() && (b[i + 1] == b'"' || b[i + 1] == b'#') && (i == 0 || !is_ident(b[i - 1])) {
+        } else if b[i] == b'r'
+            && i + 1 < b.len()
+            && (b[i + 1] == b'"' || b[i + 1] == b'#')
+            && (i == 0 || !is_ident(b[i - 1]))
+        {
             // Raw string r"..." or r#"..."#.
             let mut j = i + 1;
             let mut hashes = 0;
@@ -74,7 +81,10 @@ fn strip(text: &str) -> String {
             }
             i += 1;
             out.push_str("\"\"");
-        } else if b[i] == b'\'' && i + 2 < b.len() && (b[i + 2] == b'\'' || (b[i + 1] == b'\\' && b[i + 3..].contains(&b'\''))) {
+        } else if b[i] == b'\''
+            && i + 2 < b.len()
+            && (b[i + 2] == b'\'' || (b[i + 1] == b'\\' && b[i + 3..].contains(&b'\'')))
+        {
             // A character literal (not a lifetime).
             i += 1;
             while i < b.len() && b[i] != b'\'' {
@@ -315,8 +325,17 @@ fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, String>>) -> Vec
             s.out.push(comp);
         }
     }
-    let mut s = S { edges, index: HashMap::new(), low: HashMap::new(), stack: Vec::new(), on: BTreeSet::new(), next: 0, out: Vec::new() };
-    let nodes: BTreeSet<String> = edges.iter().flat_map(|(a, b)| std::iter::once(a.clone()).chain(b.keys().cloned())).collect();
+    let mut s = S {
+        edges,
+        index: HashMap::new(),
+        low: HashMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    let nodes: BTreeSet<String> =
+        edges.iter().flat_map(|(a, b)| std::iter::once(a.clone()).chain(b.keys().cloned())).collect();
     for v in nodes {
         if !s.index.contains_key(&v) {
             visit(&mut s, &v);
@@ -335,18 +354,14 @@ fn the_checker_finds_a_cycle_when_there_is_one() {
     let sccs: Vec<_> = strongly_connected(&edges).into_iter().filter(|c| c.len() > 1).collect();
     assert_eq!(sccs, vec![BTreeSet::from(["a".to_string(), "b".to_string(), "c".to_string()])]);
     // Paths in use trees, through re-exports.
-    let found = paths(&strip("use crate::{a::{B, c::D}, e};\n// crate::ignored::X\nlet s = \"crate::nope\"; super::f::g();"));
+    let found =
+        paths(&strip("use crate::{a::{B, c::D}, e};\n// crate::ignored::X\nlet s = \"crate::nope\"; super::f::g();"));
     assert_eq!(
         found,
-        vec![
-            vec!["crate", "a", "B"],
-            vec!["crate", "a", "c", "D"],
-            vec!["crate", "e"],
-            vec!["super", "f", "g"],
-        ]
-        .into_iter()
-        .map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())
-        .collect::<Vec<_>>()
+        vec![vec!["crate", "a", "B"], vec!["crate", "a", "c", "D"], vec!["crate", "e"], vec!["super", "f", "g"],]
+            .into_iter()
+            .map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
     );
 }
 

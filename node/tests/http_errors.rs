@@ -64,7 +64,10 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
     let garbled = http.post(url("/v1/sealed")).header("x-prag-channel", "AAAA").body("x").send().await.unwrap();
     assert_eq!(plain(garbled).await, (400, "bad_channel".into()));
     assert_eq!(plain(http.get(url("/v1/audit")).send().await.unwrap()).await, (401, "unsigned".into()));
-    assert_eq!(plain(http.post(url("/v1/ledger/tx")).body("{").send().await.unwrap()).await, (400, "bad_request".into()));
+    assert_eq!(
+        plain(http.post(url("/v1/ledger/tx")).body("{").send().await.unwrap()).await,
+        (400, "bad_request".into())
+    );
     let huge = http.post(url("/v1/ledger/tx")).body(vec![b'['; 2 << 20]).send().await.unwrap();
     assert_eq!(plain(huge).await, (413, "too_large".into()));
     // This node was started without an admin key: it has no ledger.
@@ -85,7 +88,8 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
     assert_eq!(refusal(r), (404, "not_found".into()));
     let r: Result<serde_json::Value, _> = sc.post("/v1/collections/clinic/query", &ask).await;
     assert_eq!(refusal(r), (403, "forbidden".into()));
-    let r: Result<serde_json::Value, _> = oc.post("/v1/collections/clinic/query", &QueryRequest { k: 0, ..ask.clone() }).await;
+    let r: Result<serde_json::Value, _> =
+        oc.post("/v1/collections/clinic/query", &QueryRequest { k: 0, ..ask.clone() }).await;
     assert_eq!(refusal(r), (400, "bad_request".into()));
     let r: Result<serde_json::Value, _> = oc.get("/v1/status").await;
     assert_eq!(refusal(r), (403, "forbidden".into()), "the owner is not an operator");
@@ -108,10 +112,20 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
     // Freshness and replay, signed by hand.
     let verified = oc.node().await.unwrap();
     let now = prag_node::unix_now();
-    let stale = sealed_for(verified, &owner, "GET", "/v1/collections", b"", now - 300, "0ld0000000000000000000000000000a", |_| {});
+    let stale = sealed_for(
+        verified,
+        &owner,
+        "GET",
+        "/v1/collections",
+        b"",
+        now - 300,
+        "0ld0000000000000000000000000000a",
+        |_| {},
+    );
     let a = oc.send_sealed(&stale).await.unwrap();
     assert_eq!((a.status, a.code()), (401, "stale".to_string()));
-    let fresh = sealed_for(verified, &owner, "GET", "/v1/collections", b"", now, "f4e5000000000000000000000000000b", |_| {});
+    let fresh =
+        sealed_for(verified, &owner, "GET", "/v1/collections", b"", now, "f4e5000000000000000000000000000b", |_| {});
     assert_eq!(oc.send_sealed(&fresh).await.unwrap().status, 200);
     let again = oc.send_sealed(&fresh).await.unwrap();
     assert_eq!((again.status, again.code()), (401, "replayed".to_string()));

@@ -64,5 +64,6 @@ async fn a_forwarded_transaction_meets_the_orderers_gate_and_refusals_look_the_s
     assert_eq!(submit(&follower, &ok).await.0, 200, "a good transaction is forwarded and ordered");
     assert_eq!(submit(&orderer, &ok).await, (401, "replayed".into()));
     assert_eq!(submit(&follower, &ok).await, (401, "replayed".into()));
-    eventually(30, "the follower to catch up", || f.ledger().state().subscription.is_active(&public_hex(&key(8)))).await;
+    eventually(30, "the follower to catch up", || f.ledger().state().subscription.is_active(&public_hex(&key(8))))
+        .await;
 }

@@ -74,6 +74,8 @@ async fn the_document_describes_exactly_what_the_router_serves() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "operation ids are unique: {ids:?}");
+    let upload = doc["paths"]["/v1/collections/{name}/documents"]["post"]["description"].as_str().unwrap_or("");
+    assert!(upload.contains(prag_node::extract::SUPPORTED), "the upload names the supported types: {upload}");
     for schema in ["ConsoleFeed", "NodeStatus", "ErrorBody", "SignedTx", "Receipt", "WorkerAnswer", "SealedAnswer"] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} is missing");
     }
@@ -84,7 +86,11 @@ async fn the_document_describes_exactly_what_the_router_serves() {
     let client = node.client(&key(99));
     for (method, path, sealed) in &ops {
         let concrete = path.replace("{name}", "clinic");
-        let concrete = if concrete.ends_with("/documents") && method == "POST" { format!("{concrete}?path=a.txt") } else { concrete };
+        let concrete = if concrete.ends_with("/documents") && method == "POST" {
+            format!("{concrete}?path=a.txt")
+        } else {
+            concrete
+        };
         let (status, body) = if *sealed {
             let a = client.request(method, &concrete, Some("application/json"), b"{}").await.expect("sealed request");
             (a.status, String::from_utf8_lossy(&a.body).into_owned())
@@ -98,7 +104,10 @@ async fn the_document_describes_exactly_what_the_router_serves() {
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         };
         assert_ne!(status, 405, "{method} {path}: the router has no such method here");
-        assert!(!body.contains("no such endpoint"), "{method} {path} (sealed: {sealed}) fell through to the fallback: {body}");
+        assert!(
+            !body.contains("no such endpoint"),
+            "{method} {path} (sealed: {sealed}) fell through to the fallback: {body}"
+        );
     }
     // And the fallback does answer what is not there, so the checks above could fail.
     let a = client.request("GET", "/v1/collections/clinic/nothing", None, b"").await.unwrap();

@@ -41,7 +41,7 @@ pub struct CollectionInfo {
 }
 
 /// One source file. `content_base64` holds its raw bytes; the node extracts text by `path`'s
-/// extension (.txt, .md, .html/.htm, .pdf, .jsonl).
+/// extension (the node's `extract::SUPPORTED` lists the types it reads).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -19,13 +19,21 @@ pub struct AdminArgs {
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// Make a public key an active subscriber.
-    RegisterSubscriber { public_key: String },
+    RegisterSubscriber {
+        /// The subscriber's public key (hex).
+        public_key: String,
+    },
     /// Remove a subscriber.
-    RemoveSubscriber { public_key: String },
+    RemoveSubscriber {
+        /// The subscriber's public key (hex).
+        public_key: String,
+    },
     /// Hand the admin role (of all three contracts) to another account.
     SetAdmin {
+        /// The new admin's public key (hex).
         #[arg(long, conflicts_with = "address", required_unless_present = "address")]
         public_key: Option<String>,
+        /// The new admin's address (secret1…).
         #[arg(long)]
         address: Option<String>,
     },
@@ -37,16 +45,19 @@ pub enum AdminCommand {
     ListApiKeys,
     /// Register a worker (or a PRAG storage node, `--type prag-storage`).
     RegisterWorker {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
         /// The worker's payment wallet (secret1… address).
         #[arg(long)]
         wallet: String,
+        /// The worker's type, e.g. a model name, or `prag-storage` for a storage node.
         #[arg(long = "type")]
         worker_type: String,
         /// File holding the attestation report (text: hex, base64 or JSON).
         #[arg(long, conflicts_with = "report_text", required_unless_present = "report_text")]
         report: Option<PathBuf>,
+        /// The attestation report itself, instead of a file.
         #[arg(long)]
         report_text: Option<String>,
         /// Public key that signs the worker's requests and reports.
@@ -54,11 +65,22 @@ pub enum AdminCommand {
         signing_key: Option<String>,
     },
     /// Remove a worker.
-    RemoveWorker { ip: String },
+    RemoveWorker {
+        /// The worker's address as registered (for a storage node: its peer id).
+        ip: String,
+    },
     /// Add funds to a rewards epoch.
-    FundEpoch { epoch: u64, amount: u128 },
+    FundEpoch {
+        /// The rewards epoch.
+        epoch: u64,
+        /// Units to add.
+        amount: u128,
+    },
     /// Split a rewards epoch's funds by reported work.
-    CloseEpoch { epoch: u64 },
+    CloseEpoch {
+        /// The rewards epoch.
+        epoch: u64,
+    },
     /// Send any execute message in the contracts' JSON shape, e.g.
     /// `prag admin exec '{"remove_subscriber":{"public_key":"02…"}}'`.
     Exec {
@@ -97,24 +119,31 @@ pub struct WorkerArgs {
 pub enum WorkerCommand {
     /// Change the worker's payment wallet (signed by the current wallet).
     SetWallet {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
+        /// The new wallet's address (secret1…).
         wallet: String,
     },
     /// Move the worker to a new address (signed by its wallet).
     SetAddress {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
+        /// The new address.
         new_ip: String,
     },
     /// Change the worker's type (signed by its wallet).
     SetType {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
+        /// The new type.
         worker_type: String,
     },
     /// Remove the worker (signed by its wallet).
     Remove {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
     },
@@ -122,6 +151,7 @@ pub enum WorkerCommand {
     /// node checks the worker's attestation, liveliness, the subscriber and the owner's grant, and
     /// seals the answer to a fresh X25519 key that only this command holds.
     Query {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
         /// Public key (hex) of the subscriber the worker acts for.
@@ -130,8 +160,10 @@ pub enum WorkerCommand {
         /// The subscriber's API key, when it authorises by key.
         #[arg(long, env = "PRAG_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Number of chunks to return (1-100).
         #[arg(short = 'k', long, default_value_t = 5)]
         k: usize,
+        /// The question (words are joined with spaces).
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
@@ -143,26 +175,38 @@ pub enum WorkerCommand {
     DevReport,
     /// Ask for a liveliness challenge and answer it (signed by the worker's key).
     Liveliness {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
     },
     /// Report work done (signed by the worker's key), once per report id.
     ReportWork {
+        /// The worker's address as registered (for a storage node: its peer id).
         #[arg(long)]
         ip: String,
+        /// An id of this report, unique for the worker (a second report with it is refused).
         #[arg(long)]
         report_id: String,
+        /// The rewards epoch the work counts towards.
         #[arg(long)]
         epoch: u64,
         #[arg(long, default_value_t = 1)]
         requests: u64,
+        /// Prompt tokens processed.
         #[arg(long)]
         input_tokens: u64,
+        /// Tokens generated.
         #[arg(long)]
         output_tokens: u64,
     },
     /// Claim this wallet's share of a closed rewards epoch.
-    Claim { epoch: u64 },
+    Claim {
+        /// The rewards epoch.
+        epoch: u64,
+    },
     /// This wallet's share of a rewards epoch.
-    Share { epoch: u64 },
+    Share {
+        /// The rewards epoch.
+        epoch: u64,
+    },
 }

@@ -125,6 +125,7 @@ pub struct KeysArgs {
 pub enum KeysCommand {
     /// Create a secp256k1 account key (file mode 0600); print its public key and address.
     New {
+        /// Where to write the key (created with mode 0600; an existing file is not overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -156,6 +157,7 @@ pub enum CollectionCommand {
     List,
     /// Let a subscriber's attested workers query a collection (owner only).
     Grant {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
         /// The subscriber's public key (hex, compressed secp256k1).
@@ -163,12 +165,14 @@ pub enum CollectionCommand {
     },
     /// Stop letting a subscriber's workers query a collection (owner only).
     Revoke {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
         subscriber: String,
     },
     /// List the subscribers granted access to a collection (owner only).
     Grants {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
     },
@@ -188,11 +192,13 @@ pub struct DocArgs {
 pub enum DocCommand {
     /// List a collection's documents.
     List {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
     },
     /// Delete a document by the path it was uploaded under, or by id.
     Delete {
+        /// The collection's name.
         #[arg(long, short)]
         collection: String,
         /// The document's upload path (or its id with --id).
@@ -209,6 +215,7 @@ pub struct UploadArgs {
     pub client: ClientArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The collection's name.
     #[arg(long, short)]
     pub collection: String,
     /// Files sent at once.
@@ -227,6 +234,7 @@ pub struct QueryArgs {
     pub client: ClientArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The collection's name.
     #[arg(long, short)]
     pub collection: String,
     /// Number of chunks to return (1-100).
@@ -320,6 +328,7 @@ pub enum AttestCommand {
     /// Verify a report: signatures and certificates, the policy, and (with --signing-key) the
     /// binding. Exits non-zero, naming the failed check, if the report would be refused.
     Verify {
+        /// The report (JSON, as `prag attest self` writes it).
         #[arg(long, value_name = "FILE")]
         report: PathBuf,
         /// The worker's signing public key (hex) the report must bind.

@@ -65,7 +65,8 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             s.report_tx("API key revoked", &r)
         }
         AdminCommand::ListApiKeys => {
-            let permit = s.permit(format!("prag-list-keys-{}", prag_node::crypto::random_hex::<16>()?), vec!["owner".into()])?;
+            let permit =
+                s.permit(format!("prag-list-keys-{}", prag_node::crypto::random_hex::<16>()?), vec!["owner".into()])?;
             let v = s.query(json!({"api_keys_with_permit": {"permit": permit}}))?;
             s.print(&v)
         }
@@ -78,8 +79,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                 (None, Some(t)) => t,
                 (None, None) => bail!("give --report FILE or --report-text TEXT"),
             };
-            let mut fields =
-                json!({"ip_address": ip, "payment_wallet": wallet, "attestation_report": report, "worker_type": worker_type});
+            let mut fields = json!({"ip_address": ip, "payment_wallet": wallet, "attestation_report": report, "worker_type": worker_type});
             if let Some(k) = signing_key {
                 fields["signing_key"] = json!(k);
             }
@@ -120,11 +120,20 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 impl Session {
     /// A SNIP-24 permit for this network's contracts, signed with `--key`.
-    fn permit(&self, permit_name: String, permissions: Vec<String>) -> anyhow::Result<prag_proto::contracts::permit::Permit> {
+    fn permit(
+        &self,
+        permit_name: String,
+        permissions: Vec<String>,
+    ) -> anyhow::Result<prag_proto::contracts::permit::Permit> {
         let status = self.status()?;
         Ok(permit::sign(
             &self.key,
-            PermitParams { permit_name, allowed_tokens: vec![status.contract_address], chain_id: status.chain_id, permissions },
+            PermitParams {
+                permit_name,
+                allowed_tokens: vec![status.contract_address],
+                chain_id: status.chain_id,
+                permissions,
+            },
         ))
     }
 }

@@ -19,12 +19,14 @@ pub fn run(args: CollectionArgs) -> anyhow::Result<()> {
         }
         CollectionCommand::Grant { collection, subscriber } => {
             let path = format!("/v1/collections/{}/grants", segment(&collection));
-            let r: GrantsResponse = rt.block_on(client.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            let r: GrantsResponse =
+                rt.block_on(client.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
             print_grants(&r, json, &format!("granted {subscriber} access to {collection}"))?;
         }
         CollectionCommand::Revoke { collection, subscriber } => {
             let path = format!("/v1/collections/{}/grants/revoke", segment(&collection));
-            let r: GrantsResponse = rt.block_on(client.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
+            let r: GrantsResponse =
+                rt.block_on(client.post(&path, &GrantRequest { subscriber: subscriber.clone() }))?;
             print_grants(&r, json, &format!("revoked {subscriber}'s access to {collection}"))?;
         }
         CollectionCommand::Grants { collection } => {
@@ -43,7 +45,10 @@ pub fn run(args: CollectionArgs) -> anyhow::Result<()> {
             }
             println!("{:<24} {:>10} {:>10} {:>12}", "NAME", "DOCUMENTS", "CHUNKS", "INDEXED");
             for c in list {
-                println!("{:<24} {:>10} {:>10} {:>5}/{:<6}", c.name, c.documents, c.chunks, c.indexed_points, c.total_points);
+                println!(
+                    "{:<24} {:>10} {:>10} {:>5}/{:<6}",
+                    c.name, c.documents, c.chunks, c.indexed_points, c.total_points
+                );
             }
         }
     }

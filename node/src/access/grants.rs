@@ -22,7 +22,8 @@ impl Access {
         let changed = {
             let _commit = coll.commit.lock().await;
             coll.update_live(|live| {
-                let changed = if allow { live.grants.insert(subscriber.clone()) } else { live.grants.remove(&subscriber) };
+                let changed =
+                    if allow { live.grants.insert(subscriber.clone()) } else { live.grants.remove(&subscriber) };
                 if changed {
                     // Peers take the newest grants (by this version) when they next sync.
                     live.grants_version = crate::store::document::new_version(Some(live.grants_version));

@@ -42,14 +42,13 @@ impl Access {
         let req: WorkerQueryRequest =
             serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("invalid request body: {e}")))?;
         let allowed = self.decide(subject, &req, unix_now())?;
-        let found = self
-            .retrieval
-            .retrieve(&subject.actor, &allowed.collection, req.text, req.k, false)
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::BadRequest => e,
-                _ => Error::new(e.kind(), format!("retrieval failed: {}", e.public_message())),
-            })?;
+        let found =
+            self.retrieval.retrieve(&subject.actor, &allowed.collection, req.text, req.k, false).await.map_err(
+                |e| match e.kind() {
+                    ErrorKind::BadRequest => e,
+                    _ => Error::new(e.kind(), format!("retrieval failed: {}", e.public_message())),
+                },
+            )?;
         let tokens: u64 = found.hits.iter().map(|h| self.retrieval.count_tokens(&h.text)).sum();
         self.usage.record(&allowed.worker_ip, &allowed.subscriber, found.hits.len() as u64, tokens);
         let answer = WorkerAnswer {
@@ -72,7 +71,10 @@ impl Access {
         // 1. The request itself.
         subject.collection = req.collection.clone();
         if req.audience != self.node_id {
-            return refuse(ErrorKind::WrongAudience, format!("the request is addressed to node {:?}, not this one", req.audience));
+            return refuse(
+                ErrorKind::WrongAudience,
+                format!("the request is addressed to node {:?}, not this one", req.audience),
+            );
         }
         crate::sealed::check_public_key(&req.ephemeral_public_key)?;
         if req.request_id.is_empty() || req.request_id.len() > 128 {
@@ -109,7 +111,10 @@ impl Access {
         // 3. Whom it acts for.
         match req.api_key.as_deref().map(|k| state.subscription.api_key_valid(k)) {
             Some(false) => {
-                return refuse(ErrorKind::RevokedApiKey, "the API key is not (or no longer) stored in SubscriptionManager".into());
+                return refuse(
+                    ErrorKind::RevokedApiKey,
+                    "the API key is not (or no longer) stored in SubscriptionManager".into(),
+                );
             }
             Some(true) => {}
             None if !state.subscription.is_active(&subscriber) => {

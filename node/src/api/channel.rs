@@ -20,8 +20,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use prag_proto::api::ErrorBody;
 use parking_lot::Mutex;
+use prag_proto::api::ErrorBody;
 use tower::ServiceExt;
 
 use super::error::unauthenticated;

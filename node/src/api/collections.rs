@@ -58,8 +58,9 @@ pub(crate) struct UploadQuery {
     path = "/v1/collections/{name}/documents",
     tag = "sealed",
     summary = "Upload one file, raw (owner only)",
-    description = "Supported: .txt .md .markdown .html .htm .pdf .jsonl. HTML and PDF are read in a sandboxed child \
-        process with memory, CPU-time and stack limits; a file that hits one is refused (413) naming it.",
+    // `openapi()` puts the supported types in front (from `extract::SUPPORTED`).
+    description = "HTML and PDF are read in a sandboxed child process with memory, CPU-time and stack limits; a file \
+        that hits one is refused (413) naming it.",
     params(("name" = String, Path, description = "Collection name"), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = UploadResponse), (status = 413, body = ErrorBody), (status = 403, body = ErrorBody))

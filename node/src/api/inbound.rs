@@ -83,7 +83,9 @@ impl PendingBody {
                 let opener = opener.ok_or_else(|| Error::new(ErrorKind::Internal, "the body was already read"))?;
                 let (sealed_len, plain_len) = (opener.sealed_len(), opener.body_len());
                 if plain_len > limit as u64 {
-                    return Err(Error::too_large(format!("the body is {plain_len} bytes; this route takes at most {limit}")));
+                    return Err(Error::too_large(format!(
+                        "the body is {plain_len} bytes; this route takes at most {limit}"
+                    )));
                 }
                 let sealed = collect(body, sealed_len as usize, body_deadline(sealed_len)).await?;
                 // Without a copy when the buffer is not shared.
@@ -100,7 +102,9 @@ impl PendingBody {
 pub(crate) async fn collect(body: Body, limit: usize, deadline: Duration) -> Result<Bytes> {
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the body did not arrive within {} s", deadline.as_secs()))),
+        Err(_) => {
+            Err(Error::new(ErrorKind::Timeout, format!("the body did not arrive within {} s", deadline.as_secs())))
+        }
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(Error::too_large(format!("the body is larger than {limit} bytes")))
         }

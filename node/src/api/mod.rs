@@ -32,7 +32,8 @@ use crate::node::Node;
 pub fn router(node: Arc<Node>) -> Router {
     let (inner, _) = inner_routes().split_for_parts();
     let inner = inner.fallback(not_found).with_state(Arc::clone(&node));
-    let sealed = axum::routing::post(channel::sealed).with_state(channel::ChannelState { node: Arc::clone(&node), inner });
+    let sealed =
+        axum::routing::post(channel::sealed).with_state(channel::ChannelState { node: Arc::clone(&node), inner });
     let (outer, _) = outer_routes().split_for_parts();
     outer
         .route(CHANNEL_PATH, sealed)
@@ -101,10 +102,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                     && op.operation_id.as_deref() != existing.get.as_ref().and_then(|g| g.operation_id.as_deref())
                 {
                     let ext = existing.extensions.get_or_insert_with(Default::default);
-                    ext.insert(
-                        "x-sealed-get".to_string(),
-                        serde_json::to_value(op).unwrap_or_default(),
-                    );
+                    ext.insert("x-sealed-get".to_string(), serde_json::to_value(op).unwrap_or_default());
                 }
                 if existing.post.is_none() {
                     existing.post = item.post;
@@ -114,6 +112,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     }
     if let (Some(components), Some(more)) = (doc.components.as_mut(), inner.components) {
         components.schemas.extend(more.schemas);
+    }
+    // The one list of what the extractor reads, not a copy in an attribute.
+    if let Some(upload) = doc.paths.paths.get_mut("/v1/collections/{name}/documents").and_then(|p| p.post.as_mut()) {
+        let rest = upload.description.take().unwrap_or_default();
+        upload.description = Some(format!("Reads {}. {rest}", crate::extract::SUPPORTED));
     }
     doc
 }

@@ -54,7 +54,9 @@ impl From<AttestError> for crate::error::Error {
         use crate::error::{Error, ErrorKind};
         match &e {
             AttestError::NotBound => Error::new(ErrorKind::UnboundKey, e.to_string()),
-            AttestError::Unavailable(_) | AttestError::Collateral(_) => Error::new(ErrorKind::Unavailable, e.to_string()),
+            AttestError::Unavailable(_) | AttestError::Collateral(_) => {
+                Error::new(ErrorKind::Unavailable, e.to_string())
+            }
             AttestError::Policy(_) => Error::config(e.to_string()),
             _ => Error::new(ErrorKind::Attestation, e.to_string()),
         }

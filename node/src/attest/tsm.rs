@@ -65,10 +65,8 @@ pub fn request(root: &Path, report_data: &[u8; 64]) -> Result<TsmOutput, AttestE
             root.display()
         )));
     }
-    let mut tag = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tag)
-        .map_err(|_| unavailable("the system random number generator failed"))?;
-    let dir: PathBuf = root.join(format!("prag-{}", hex::encode(tag)));
+    let tag = crate::crypto::random_hex::<8>().map_err(|_| unavailable("the system random number generator failed"))?;
+    let dir: PathBuf = root.join(format!("prag-{tag}"));
     std::fs::create_dir(&dir).map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
     let result = (|| {
         std::fs::write(dir.join("inblob"), report_data).map_err(|e| unavailable(format!("inblob: {e}")))?;

@@ -8,8 +8,8 @@ use k256::ecdsa::{Signature, SigningKey};
 use prag_proto::api::NodeAttestation;
 
 use crate::attest::{AttestationReport, Policy, Verified, check_binding};
-use crate::identity::{HpkePrivateKey, HpkePublicKey};
 use crate::crypto::{KeyContext, MasterKey, Purpose};
+use crate::identity::{HpkePrivateKey, HpkePublicKey};
 
 /// Domain of the card the storage key signs.
 pub const CARD_DOMAIN: &str = "PRAG-CHANNEL-CARD-V1";

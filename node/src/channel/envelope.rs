@@ -11,8 +11,8 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use zeroize::Zeroizing;
 
-use crate::identity::{HpkePrivateKey, HpkePublicKey};
 use crate::crypto::Len;
+use crate::identity::{HpkePrivateKey, HpkePublicKey};
 
 /// The request header that carries `base64(enc ‖ sealed head)`.
 pub const HEADER_CHANNEL: &str = "x-prag-channel";
@@ -206,8 +206,7 @@ impl BodyOpener {
 
 /// Seals the answer to a request: `response nonce ‖ AES-GCM(status ‖ body)`.
 pub fn seal_response(key: &ResponseKey, status: u16, body: &[u8]) -> Result<Vec<u8>, ChannelError> {
-    let response_nonce =
-        crate::crypto::random_bytes::<RESPONSE_NONCE_LEN>().map_err(|_| ChannelError::Random)?;
+    let response_nonce = crate::crypto::random_bytes::<RESPONSE_NONCE_LEN>().map_err(|_| ChannelError::Random)?;
     let (aead, nonce) = key.aead(&response_nonce)?;
     let mut buf = Vec::with_capacity(RESPONSE_NONCE_LEN + 2 + body.len() + TAG_LEN);
     buf.extend_from_slice(&status.to_be_bytes());

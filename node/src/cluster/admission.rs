@@ -56,7 +56,8 @@ impl Admission {
                 worker.worker_type
             )));
         }
-        let key = worker.signing_key.as_deref().ok_or_else(|| refuse("its registration names no signing key".into()))?;
+        let key =
+            worker.signing_key.as_deref().ok_or_else(|| refuse("its registration names no signing key".into()))?;
         self.gate.check_worker(worker, unix_now()).map_err(|e| refuse(format!("attestation: {e}")))?;
         card.verify(peer, key)
     }

@@ -52,7 +52,11 @@ impl PeerCatalog {
     }
 
     /// What `peers` hold of collection `cid`.
-    pub(crate) fn of(&self, cid: &str, peers: impl IntoIterator<Item = PeerId>) -> Vec<(PeerId, HashMap<String, Held>)> {
+    pub(crate) fn of(
+        &self,
+        cid: &str,
+        peers: impl IntoIterator<Item = PeerId>,
+    ) -> Vec<(PeerId, HashMap<String, Held>)> {
         let all = self.peers.read();
         peers.into_iter().filter_map(|p| all.get(&p).and_then(|h| h.get(cid)).map(|docs| (p, docs.clone()))).collect()
     }

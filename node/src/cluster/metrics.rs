@@ -18,7 +18,11 @@ pub(crate) struct ClusterMetrics {
 impl ClusterMetrics {
     /// Appends the storage network's counters and remote-search latency.
     pub(crate) fn render(&self, out: &mut PromText) {
-        out.counter("prag_replicated_bytes_total", "Shard bytes received from peers.", self.bytes_replicated.load(Relaxed));
+        out.counter(
+            "prag_replicated_bytes_total",
+            "Shard bytes received from peers.",
+            self.bytes_replicated.load(Relaxed),
+        );
         out.counter(
             "prag_replicated_documents_total",
             "Documents received, verified and installed.",

@@ -26,7 +26,7 @@ use prag_proto::api::{ClusterStatus, PeerView};
 
 pub(crate) use catalog::Source;
 
-use crate::collections::{Collection, Found};
+use crate::collections::{Collection, SearchHits};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::PromText;
 
@@ -50,7 +50,7 @@ pub(crate) trait StorageNet: Send + Sync {
         vector: Arc<Vec<f32>>,
         k: usize,
         exact: bool,
-    ) -> BoxFuture<'static, Result<Found>>;
+    ) -> BoxFuture<'static, Result<SearchHits>>;
 
     /// The newest version of `doc_id` known anywhere in the network (held here or not).
     fn newest_version(&self, c: &Collection, doc_id: &str) -> Option<u64>;
@@ -94,8 +94,10 @@ impl StorageNet for Standalone {
         _: Arc<Vec<f32>>,
         _: usize,
         _: bool,
-    ) -> BoxFuture<'static, Result<Found>> {
-        Box::pin(async move { Err(Error::new(ErrorKind::Unavailable, format!("this node runs alone: it cannot ask {peer}"))) })
+    ) -> BoxFuture<'static, Result<SearchHits>> {
+        Box::pin(async move {
+            Err(Error::new(ErrorKind::Unavailable, format!("this node runs alone: it cannot ask {peer}")))
+        })
     }
 
     fn newest_version(&self, _: &Collection, _: &str) -> Option<u64> {

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::metrics::ClusterMetrics;
 use super::replicator::{Replicator, Throttle, TransferDeps};
 use crate::attest::AttestationGate;
-use crate::collections::{Collection, Collections, Found};
+use crate::collections::{Collection, Collections, SearchHits};
 use crate::config::ClusterConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::StorageIdentity;
@@ -48,7 +48,9 @@ impl Replicated {
     /// Starts the storage network's tasks (answering peers, the sync round, the replicator) in
     /// `tasks`.
     pub(crate) fn start(parts: Parts, tasks: &Tasks) -> Result<Replicated> {
-        let me = parts.net.local_peer_id().ok_or_else(|| Error::internal("the storage network needs the peer network", std::io::Error::other("offline")))?;
+        let me = parts.net.local_peer_id().ok_or_else(|| {
+            Error::internal("the storage network needs the peer network", std::io::Error::other("offline"))
+        })?;
         let metrics = Arc::new(ClusterMetrics::default());
         let deps = TransferDeps {
             net: parts.net.clone(),
@@ -140,7 +142,7 @@ impl StorageNet for Replicated {
         vector: Arc<Vec<f32>>,
         k: usize,
         exact: bool,
-    ) -> BoxFuture<'static, Result<Found>> {
+    ) -> BoxFuture<'static, Result<SearchHits>> {
         let cx = Arc::clone(&self.cx);
         Box::pin(async move {
             let started = Instant::now();
@@ -162,7 +164,7 @@ impl StorageNet for Replicated {
             let a: SearchAnswer = serde_json::from_slice(&json)
                 .map_err(|e| Error::new(ErrorKind::Unavailable, format!("peer {peer}'s answer: {e}")))?;
             cx.metrics.remote_search_seconds.observe(started.elapsed().as_secs_f64());
-            Ok(Found { hits: a.hits, unreadable: a.unreadable })
+            Ok(SearchHits { hits: a.hits, unreadable: a.unreadable })
         })
     }
 

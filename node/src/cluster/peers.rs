@@ -15,7 +15,9 @@ use crate::collections::Collection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::HpkePublicKey;
 use crate::net::ClusterInbound;
-use crate::net::protocol::cluster::{ClusterRequest, ClusterResponse, CollectionRecord, Framed, Holding, MAX_BODY, SearchAnswer};
+use crate::net::protocol::cluster::{
+    ClusterRequest, ClusterResponse, CollectionRecord, Framed, Holding, MAX_BODY, SearchAnswer,
+};
 
 /// The requests only admitted peers may make (everything but the card carries or reveals
 /// collection data).
@@ -67,7 +69,9 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
     let admitted = match request.head {
         ClusterRequest::Card => return Framed::new(ClusterResponse::Card(cx.identity.card(&cx.me.to_string()))),
         ClusterRequest::Sync => Admitted::Sync,
-        ClusterRequest::Fetch { cid, doc_id, version, offset, max } => Admitted::Fetch { cid, doc_id, version, offset, max },
+        ClusterRequest::Fetch { cid, doc_id, version, offset, max } => {
+            Admitted::Fetch { cid, doc_id, version, offset, max }
+        }
         ClusterRequest::Search { cid, shards, k, exact, request_id } => {
             Admitted::Search { cid, shards, k, exact, request_id }
         }
@@ -82,10 +86,14 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
     };
     let result = match admitted {
         Admitted::Sync => Ok(Framed::new(ClusterResponse::Sync(catalog_for(cx, &peer.to_string(), &hpke)))),
-        Admitted::Fetch { cid, doc_id, version, offset, max } => Ok(piece(cx, &cid, &doc_id, version, offset, max).await),
-        Admitted::Search { cid, shards, k, exact, request_id } => search(cx, &cid, shards, k, exact, &request_id, request.body)
-            .await
-            .map(|body| Framed::with_body(ClusterResponse::Hits, body)),
+        Admitted::Fetch { cid, doc_id, version, offset, max } => {
+            Ok(piece(cx, &cid, &doc_id, version, offset, max).await)
+        }
+        Admitted::Search { cid, shards, k, exact, request_id } => {
+            search(cx, &cid, shards, k, exact, &request_id, request.body)
+                .await
+                .map(|body| Framed::with_body(ClusterResponse::Hits, body))
+        }
     };
     result.unwrap_or_else(|e| Framed::refused(&e))
 }
@@ -166,8 +174,10 @@ async fn search(
     request_id: &str,
     sealed_vector: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let c: Arc<Collection> =
-        cx.collections.by_id(cid).ok_or_else(|| Error::new(ErrorKind::UnknownCollection, format!("no collection {cid}")))?;
+    let c: Arc<Collection> = cx
+        .collections
+        .by_id(cid)
+        .ok_or_else(|| Error::new(ErrorKind::UnknownCollection, format!("no collection {cid}")))?;
     if k == 0 || k > prag_proto::api::MAX_K || request_id.is_empty() || request_id.len() > 64 {
         return Err(Error::bad_request("bad search request"));
     }

@@ -117,9 +117,17 @@ mod tests {
         let (p, gone) = (PeerId::random(), PeerId::random());
         let me = PeerId::random().to_string();
         let docs = doc_in_shard(0, 1, 1);
-        let view = CollectionView::build(HashMap::new(), &BTreeMap::new(), vec![(gone, false, [(docs[0].clone(), held(1))].into())]);
+        let view = CollectionView::build(
+            HashMap::new(),
+            &BTreeMap::new(),
+            vec![(gone, false, [(docs[0].clone(), held(1))].into())],
+        );
         assert!(plan_round(&me, &[vec![me.clone()]], &view).fetch.is_empty(), "no reachable source");
-        let view = CollectionView::build(HashMap::new(), &BTreeMap::new(), vec![(p, true, [(docs[0].clone(), held(1))].into())]);
+        let view = CollectionView::build(
+            HashMap::new(),
+            &BTreeMap::new(),
+            vec![(p, true, [(docs[0].clone(), held(1))].into())],
+        );
         assert!(plan_round(&me, &[vec![p.to_string()]], &view).fetch.is_empty(), "not an owner");
     }
 

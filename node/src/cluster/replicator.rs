@@ -59,7 +59,11 @@ struct Job {
 
 impl Replicator {
     /// Starts the actor; it stops when `cancel` fires or every handle is dropped.
-    pub(crate) fn start(deps: TransferDeps, lanes: usize, cancel: CancellationToken) -> (Replicator, impl std::future::Future<Output = ()>) {
+    pub(crate) fn start(
+        deps: TransferDeps,
+        lanes: usize,
+        cancel: CancellationToken,
+    ) -> (Replicator, impl std::future::Future<Output = ()>) {
         let (rounds, rx) = mpsc::channel(4);
         (Replicator { rounds }, run(deps, lanes, rx, cancel))
     }
@@ -70,7 +74,12 @@ impl Replicator {
     }
 }
 
-async fn run(deps: TransferDeps, lanes: usize, mut rounds: mpsc::Receiver<Vec<CollectionWork>>, cancel: CancellationToken) {
+async fn run(
+    deps: TransferDeps,
+    lanes: usize,
+    mut rounds: mpsc::Receiver<Vec<CollectionWork>>,
+    cancel: CancellationToken,
+) {
     let lanes = Arc::new(Semaphore::new(lanes.max(1)));
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut in_flight: HashSet<Key> = HashSet::new();
@@ -185,8 +194,13 @@ async fn fetch_document(deps: &TransferDeps, c: &Arc<Collection>, f: &Fetch) -> 
         while offset < f.len {
             let want = (deps.piece_bytes as u64).min(f.len - offset) as u32;
             deps.throttle.wait(want as usize).await;
-            let request =
-                ClusterRequest::Fetch { cid: c.id().to_string(), doc_id: f.doc_id.clone(), version: f.version, offset, max: want };
+            let request = ClusterRequest::Fetch {
+                cid: c.id().to_string(),
+                doc_id: f.doc_id.clone(),
+                version: f.version,
+                offset,
+                max: want,
+            };
             match deps.net.ask_cluster(*source, Framed::new(request)).await {
                 Ok(Framed { head: ClusterResponse::Piece { total }, body }) => {
                     if total != f.len || body.is_empty() {
@@ -260,7 +274,8 @@ async fn install(c: &Arc<Collection>, doc: &str, version: u64, part: &std::path:
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::new(ErrorKind::Conflict, format!("received file refused: {e}")))?;
     let (locations, vectors): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-    let ready = ReadyDocument { doc_id: doc.to_string(), header: loaded.header, bytes: loaded.bytes, locations, vectors };
+    let ready =
+        ReadyDocument { doc_id: doc.to_string(), header: loaded.header, bytes: loaded.bytes, locations, vectors };
     let (d, p) = (doc.to_string(), part.to_path_buf());
     c.commit(vec![ready], move |store| store.place_replica(&d, &p)).await?;
     Ok(true)

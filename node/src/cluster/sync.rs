@@ -34,7 +34,9 @@ async fn round(cx: &Arc<Context>) {
     if changed.0 {
         match &verdict {
             Ok(()) => tracing::info!("this node is admitted as a storage node"),
-            Err(reason) => tracing::warn!(%reason, "this node is not admitted as a storage node: it holds no shards of others"),
+            Err(reason) => {
+                tracing::warn!(%reason, "this node is not admitted as a storage node: it holds no shards of others")
+            }
         }
     }
     let admitted_self = verdict.is_ok();
@@ -129,7 +131,11 @@ async fn take_in(coll: &Arc<Collection>, r: &CollectionRecord) -> Result<()> {
 /// Creates the local side of a collection first made on a peer (same id, same key).
 async fn adopt(cx: &Arc<Context>, r: &CollectionRecord) -> Result<Arc<Collection>> {
     if let Ok(existing) = cx.collections.get(&r.name) {
-        return Err(Error::conflict(format!("a different collection named {:?} exists here ({})", r.name, existing.id())));
+        return Err(Error::conflict(format!(
+            "a different collection named {:?} exists here ({})",
+            r.name,
+            existing.id()
+        )));
     }
     // Within the bounds of the flags: a peer's numbers never size a loop beyond them.
     if !(1..=1024).contains(&r.shards) || !(1..=16).contains(&r.replicas) {

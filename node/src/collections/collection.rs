@@ -333,7 +333,9 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
     } else {
         Err(Error::new(
             ErrorKind::BadRequest,
-            format!("invalid collection name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"),
+            format!(
+                "invalid collection name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+            ),
         ))
     }
 }

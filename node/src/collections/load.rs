@@ -148,7 +148,9 @@ impl Collections {
                         batch.push((id, vector));
                         chunks += 1;
                     }
-                    Err(e) => damaged(&format!("chunk {i} of document {doc_id} unreadable; left out of the index: {e}")),
+                    Err(e) => {
+                        damaged(&format!("chunk {i} of document {doc_id} unreadable; left out of the index: {e}"))
+                    }
                 }
             }
             if batch.len() >= 4096 {

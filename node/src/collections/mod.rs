@@ -7,8 +7,8 @@ mod load;
 mod registry;
 mod search;
 
-pub use collection::{Collection, validate_collection_name};
 pub(crate) use collection::ReadyDocument;
+pub use collection::{Collection, validate_collection_name};
 pub use registry::Collections;
 pub(crate) use registry::{NewCollection, Quota};
-pub(crate) use search::Found;
+pub(crate) use search::SearchHits;

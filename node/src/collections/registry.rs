@@ -66,8 +66,7 @@ impl Collections {
         quota: Quota,
         changes: Arc<Notify>,
     ) -> Result<Self> {
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::internal(format!("cannot create {}", root.display()), e))?;
+        std::fs::create_dir_all(&root).map_err(|e| Error::internal(format!("cannot create {}", root.display()), e))?;
         let claims = NameClaims::open(&master, &root)?;
         claims.clean();
         Ok(Collections {
@@ -84,9 +83,12 @@ impl Collections {
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
-        self.maps.read().by_name.get(name).cloned().ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("no collection named {name:?} on this node"))
-        })
+        self.maps
+            .read()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no collection named {name:?} on this node")))
     }
 
     pub(crate) fn by_id(&self, cid: &str) -> Option<Arc<Collection>> {
@@ -178,7 +180,8 @@ impl Collections {
         let undo = |store: &CollectionStore| {
             let _ = std::fs::remove_dir_all(store.dir());
         };
-        let claimed = store.write_grants(&grants).map_err(Error::from).and_then(|_| Ok(self.claims.claim(&meta.name, &cid)?));
+        let claimed =
+            store.write_grants(&grants).map_err(Error::from).and_then(|_| Ok(self.claims.claim(&meta.name, &cid)?));
         match claimed {
             Ok(Claim::Won) => {}
             Ok(Claim::Taken(_)) => {
@@ -214,7 +217,10 @@ impl Collections {
         if let Some(owner) = owner {
             let total = self.quota.total;
             if maps.by_name.len() + creating.len() >= total {
-                return Err(Error::new(ErrorKind::Busy, format!("this node holds {total} collections, as many as it may")));
+                return Err(Error::new(
+                    ErrorKind::Busy,
+                    format!("this node holds {total} collections, as many as it may"),
+                ));
             }
             let max = self.quota.per_key;
             let owned = maps.by_name.values().filter(|c| c.owner() == owner).count()

@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use prag_proto::api::{ChunkError, Hit};
 
 use super::collection::Collection;
-use crate::placement::shard_of;
 use crate::error::Result;
+use crate::placement::shard_of;
 
 /// What a search found here.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Found {
+pub(crate) struct SearchHits {
     pub hits: Vec<Hit>,
     /// Chunks that matched but whose ciphertext cannot be read (never a server path).
     pub unreadable: Vec<ChunkError>,
@@ -20,7 +20,13 @@ pub(crate) struct Found {
 impl Collection {
     /// The top `k` chunks held here; with `only`, of those shards only (searching deeper until `k`
     /// of them are found or the index is exhausted, so the answer is exact for them).
-    pub(crate) fn search(&self, vector: &[f32], k: usize, exact: bool, only: Option<&HashSet<u32>>) -> Result<Found> {
+    pub(crate) fn search(
+        &self,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+        only: Option<&HashSet<u32>>,
+    ) -> Result<SearchHits> {
         let shards = self.shards();
         let total = self.contents.read().points.len();
         let mut want = k;
@@ -38,7 +44,7 @@ impl Collection {
             }
             want = (want * 4).min(total.max(k));
         };
-        let mut answer = Found::default();
+        let mut answer = SearchHits::default();
         for (id, score) in found.into_iter().take(k) {
             // The location and the file it points into are read under `files`, so a document being
             // replaced or deleted meanwhile is either wholly the old one or gone, never a mix.

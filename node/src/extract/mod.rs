@@ -67,7 +67,9 @@ impl From<ExtractError> for crate::error::Error {
     fn from(e: ExtractError) -> Self {
         use crate::error::{Error, ErrorKind};
         match &e {
-            ExtractError::Limit { .. } | ExtractError::TooMuchText { .. } => Error::new(ErrorKind::TooLarge, e.to_string()),
+            ExtractError::Limit { .. } | ExtractError::TooMuchText { .. } => {
+                Error::new(ErrorKind::TooLarge, e.to_string())
+            }
             _ if e.is_internal() => Error::internal("the document extractor failed", e),
             _ => Error::bad_request(e.to_string()),
         }

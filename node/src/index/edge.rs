@@ -35,7 +35,6 @@ impl EdgeBackend {
         }
         Ok(EdgeBackend { root: root.to_path_buf() })
     }
-
 }
 
 /// The embedded index's default directory: memory-backed (`/dev/shm`), named after the data
@@ -107,7 +106,8 @@ pub fn run_janitor(dir: &Path) {
 fn is_index_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().all(|e| {
-            e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())
         })
     })
 }

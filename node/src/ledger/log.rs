@@ -73,8 +73,7 @@ impl From<LedgerError> for Error {
 }
 
 /// What was wrong with the log found at start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerDamage {
     pub valid_entries: u64,
     pub bytes_moved_aside: u64,
@@ -83,8 +82,7 @@ pub struct LedgerDamage {
 }
 
 /// The ledger as `GET /v1/ledger/status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerStatus {
     /// Entries in the log (the next entry's height).
     pub height: u64,
@@ -98,8 +96,7 @@ pub struct LedgerStatus {
 }
 
 /// What a submitted transaction became.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub height: u64,
     pub hash: String,
@@ -164,7 +161,9 @@ impl LedgerLog {
             valid_len = bytes.len();
         }
         let damage = match problem {
-            Some(reason) if valid_len < bytes.len() => Some(move_damaged_tail(&path, &bytes, valid_len, kept.len(), reason)?),
+            Some(reason) if valid_len < bytes.len() => {
+                Some(move_damaged_tail(&path, &bytes, valid_len, kept.len(), reason)?)
+            }
             _ => None,
         };
         let now = unix_now();

@@ -131,7 +131,11 @@ impl LedgerService {
 
     /// A ledger alone and without the registration gate, for writing history before a node
     /// starts (tests, tools): what it orders, a node with a gate still judges on every request.
-    pub fn open_ungated(data: &std::path::Path, admin_key: Option<&SigningKey>, chain_id: &str) -> Result<LedgerService> {
+    pub fn open_ungated(
+        data: &std::path::Path,
+        admin_key: Option<&SigningKey>,
+        chain_id: &str,
+    ) -> Result<LedgerService> {
         Self::open(data, admin_key, chain_id, Arc::new(NoGate), Net::offline())
     }
 
@@ -253,16 +257,14 @@ impl LedgerService {
     /// Answers a peer's ledger request.
     pub(crate) async fn answer(&self, request: LedgerRequest) -> LedgerResponse {
         match request {
-            LedgerRequest::Entries { from } => LedgerResponse::Entries(
-                self.entries(from, crate::net::protocol::ledger::CATCH_UP_BATCH as usize),
-            ),
-            LedgerRequest::Submit(tx) => LedgerResponse::Submitted(
-                match self.order(tx).await {
-                    Ok(receipt) => serde_json::to_value(receipt)
-                        .map_err(|e| WireError::from(&Error::internal("cannot encode a receipt", e))),
-                    Err(e) => Err(WireError::from(&e)),
-                },
-            ),
+            LedgerRequest::Entries { from } => {
+                LedgerResponse::Entries(self.entries(from, crate::net::protocol::ledger::CATCH_UP_BATCH as usize))
+            }
+            LedgerRequest::Submit(tx) => LedgerResponse::Submitted(match self.order(tx).await {
+                Ok(receipt) => serde_json::to_value(receipt)
+                    .map_err(|e| WireError::from(&Error::internal("cannot encode a receipt", e))),
+                Err(e) => Err(WireError::from(&e)),
+            }),
         }
     }
 }

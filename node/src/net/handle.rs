@@ -91,7 +91,12 @@ impl Net {
         o.peers
             .read()
             .iter()
-            .map(|(id, p)| PeerState { peer_id: *id, connected: p.connected, rtt_ms: p.rtt_ms, gone_since: p.gone_since })
+            .map(|(id, p)| PeerState {
+                peer_id: *id,
+                connected: p.connected,
+                rtt_ms: p.rtt_ms,
+                gone_since: p.gone_since,
+            })
             .collect()
     }
 

@@ -6,8 +6,8 @@
 //! - Transport: TCP (noise + yamux) and QUIC; identify; ping (RTT); Kademlia (server mode) with the
 //!   `--peer` addresses as bootstrap; mDNS only with `--mdns`.
 //! - Identity: an ed25519 key in `<data>/p2p.key` (0600), so a node keeps its peer id.
-//! - Protocols: `/prag/ledger/1` and the gossip topic of ledger entries (`protocol::ledger`), and
-//!   `/prag/cluster/1` for storage traffic (`protocol::cluster`).
+//! - Protocols: `/prag/ledger/2` and the gossip topic of ledger entries (`protocol::ledger`), and
+//!   `/prag/cluster/2` for storage traffic (`protocol::cluster`).
 
 mod behaviour;
 mod handle;

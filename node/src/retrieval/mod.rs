@@ -21,7 +21,7 @@ use prag_embedder::Embedder;
 use prag_proto::api::{MAX_K, MAX_QUERY_BYTES, QueryRequest, QueryResponse};
 
 use crate::cluster::{Source, StorageNet};
-use crate::collections::{Collection, Collections, Found};
+use crate::collections::{Collection, Collections, SearchHits};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use plan::{Launch, SearchPlan, merge};
@@ -42,7 +42,7 @@ pub struct Retrieval {
     metrics: Arc<Metrics>,
 }
 
-type Pending = BoxFuture<'static, (Launch, Result<Found>)>;
+type Pending = BoxFuture<'static, (Launch, Result<SearchHits>)>;
 
 impl Retrieval {
     pub(crate) fn new(
@@ -123,7 +123,7 @@ impl Retrieval {
         let (mut plan, first) = SearchPlan::new(sources);
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
         let launch = |l: Launch, pending: &mut FuturesUnordered<Pending>| {
-            let ask: BoxFuture<'static, Result<Found>> = match l.source {
+            let ask: BoxFuture<'static, Result<SearchHits>> = match l.source {
                 Source::Local => {
                     let only: HashSet<u32> = l.shards.iter().copied().collect();
                     Box::pin(local(Arc::clone(c), Arc::clone(&vector), k, exact, Some(only)))
@@ -137,7 +137,7 @@ impl Retrieval {
         for l in first {
             launch(l, &mut pending);
         }
-        let mut answers: Vec<Found> = Vec::new();
+        let mut answers: Vec<SearchHits> = Vec::new();
         let hedge = tokio::time::sleep(self.network.hedge_after());
         tokio::pin!(hedge);
         while !plan.is_done() {
@@ -181,7 +181,13 @@ impl Retrieval {
 }
 
 /// The search of the chunks held here, on a blocking thread.
-async fn local(c: Arc<Collection>, vector: Arc<Vec<f32>>, k: usize, exact: bool, only: Option<HashSet<u32>>) -> Result<Found> {
+async fn local(
+    c: Arc<Collection>,
+    vector: Arc<Vec<f32>>,
+    k: usize,
+    exact: bool,
+    only: Option<HashSet<u32>>,
+) -> Result<SearchHits> {
     tokio::task::spawn_blocking(move || c.search(&vector, k, exact, only.as_ref())).await?
 }
 

@@ -15,10 +15,12 @@ impl Status {
         let ms = |h: &Histogram, q: f64| if h.count() == 0 { 0.0 } else { h.quantile(q) * 1e3 };
         let m = &s.metrics;
         let p = &c.console;
+        let status = super::snapshot::with_live_counters(s, &c);
         ConsoleFeed {
             api_version: API_VERSION,
             time: crate::auth::unix_now(),
-            status: super::snapshot::with_live_counters(s, &c),
+            peers: status.peers.clone(),
+            status,
             latency: LatencySummary {
                 query_p50_ms: ms(&m.query_seconds, 0.5),
                 query_p99_ms: ms(&m.query_seconds, 0.99),
@@ -27,14 +29,13 @@ impl Status {
                 ingest_p50_ms: ms(&m.ingest_seconds, 0.5),
                 ingest_p99_ms: ms(&m.ingest_seconds, 0.99),
             },
-            ledger: p.ledger.clone(),
+            ledger: super::snapshot::ledger_summary(s),
             subscribers: p.subscribers.clone(),
             api_keys: p.api_keys,
             workers: p.workers.clone(),
             recent_txs: p.recent_txs.clone(),
             epochs: p.epochs.clone(),
             audit: s.access.recent_audit(RECENT),
-            peers: c.peers.clone(),
         }
     }
 }

@@ -21,7 +21,11 @@ impl Status {
         out.gauge("prag_embedder_texts", "Texts embedded since start.", e.texts as f64);
         out.gauge("prag_embedder_texts_per_busy_second", "Embedder throughput while busy.", rate);
         out.gauge("prag_embedder_queue_depth", "Embedding requests waiting.", e.queue_depth as f64);
-        out.gauge("prag_embedder_cancelled_texts", "Texts dropped because their request went away.", e.cancelled_texts as f64);
+        out.gauge(
+            "prag_embedder_cancelled_texts",
+            "Texts dropped because their request went away.",
+            e.cancelled_texts as f64,
+        );
         out.gauge("prag_disk_bytes", "Bytes under the data directory.", c.disk_bytes as f64);
         s.network.render_metrics(&mut out, c.cluster.as_ref());
         out.finish()

@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 
 use prag_proto::api::{
     API_VERSION, AttestationStatus, ClusterStatus, CollectionInfo, EmbedderStatus, EpochView, LedgerSummary,
-    NodeStatus, PeerView, SubscriberView, TxView, WorkerView,
+    NodeStatus, SubscriberView, TxView, WorkerView,
 };
 use prag_proto::ledger::LedgerState;
 
 use super::Sources;
-use crate::collections::Collection;
 use crate::auth::unix_now;
+use crate::collections::Collection;
 
 /// What the refresh task builds.
 pub(crate) struct Cached {
@@ -23,8 +23,6 @@ pub(crate) struct Cached {
     pub index_backend: String,
     pub attestation: AttestationStatus,
     pub peer_id: String,
-    pub listen_addresses: Vec<String>,
-    pub peers: Vec<PeerView>,
     pub cluster: Option<ClusterStatus>,
     /// The console's ledger, worker and subscriber views.
     pub console: ConsoleParts,
@@ -67,8 +65,6 @@ pub(crate) fn build(s: &Sources, disk_bytes: u64) -> Cached {
         index_backend: s.collections.backend_name(),
         attestation: s.access.gate().status(state.worker.workers.values(), now),
         peer_id: s.net.local_peer_id().map(|p| p.to_string()).unwrap_or_default(),
-        listen_addresses: s.net.listening(),
-        peers: s.network.peers(),
         cluster: s.network.status(),
         console: ConsoleParts::build(s, &state, now),
     }
@@ -117,8 +113,9 @@ pub(crate) fn with_live_counters(s: &Sources, c: &Cached) -> NodeStatus {
         worker_usage: s.access.usage().snapshot(),
         refusals: s.metrics.refusals(),
         peer_id: c.peer_id.clone(),
-        listen_addresses: c.listen_addresses.clone(),
-        peers: c.peers.clone(),
+        // Read now, like the counters: a read lock over at most the connection limit's peers.
+        listen_addresses: s.net.listening(),
+        peers: s.network.peers(),
         cluster: c.cluster.clone().map(|mut cluster| {
             s.network.live_counters(&mut cluster);
             cluster
@@ -129,9 +126,21 @@ pub(crate) fn with_live_counters(s: &Sources, c: &Cached) -> NodeStatus {
 /// Ledger entries and audit lines a console snapshot carries.
 pub(crate) const RECENT: usize = 50;
 
+/// The ledger's head, read now (a copy of the ledger's own snapshot).
+pub(crate) fn ledger_summary(s: &Sources) -> LedgerSummary {
+    let ls = s.ledger.status();
+    LedgerSummary {
+        height: ls.height,
+        head_hash: ls.head_hash,
+        admin: ls.admin,
+        chain_id: ls.chain_id,
+        orderer: ls.orderer,
+        damage: ls.damage.map(|d| d.reason).unwrap_or_default(),
+    }
+}
+
 /// The console's parts of the snapshot: what walks the ledger's state and workers.
 pub(crate) struct ConsoleParts {
-    pub ledger: LedgerSummary,
     pub subscribers: Vec<SubscriberView>,
     pub api_keys: u64,
     pub workers: Vec<WorkerView>,
@@ -141,15 +150,7 @@ pub(crate) struct ConsoleParts {
 
 impl ConsoleParts {
     pub(crate) fn build(s: &Sources, state: &LedgerState, now: u64) -> Self {
-        let ls = s.ledger.status();
-        let ledger = LedgerSummary {
-            height: ls.height,
-            head_hash: ls.head_hash.clone(),
-            admin: ls.admin.clone(),
-            chain_id: ls.chain_id.clone(),
-            orderer: ls.orderer,
-            damage: ls.damage.as_ref().map(|d| d.reason.clone()).unwrap_or_default(),
-        };
+        let height = s.ledger.height();
         let gate = s.access.gate();
         let workers = state
             .worker
@@ -189,10 +190,14 @@ impl ConsoleParts {
                 epoch: *n,
                 funds: e.funds.0.to_string(),
                 closed: e.closed,
-                shares: e.shares.iter().map(|(w, sh)| (w.clone(), sh.work.to_string(), sh.amount.0.to_string())).collect(),
+                shares: e
+                    .shares
+                    .iter()
+                    .map(|(w, sh)| (w.clone(), sh.work.to_string(), sh.amount.0.to_string()))
+                    .collect(),
             })
             .collect();
-        let from = ls.height.saturating_sub(RECENT as u64);
+        let from = height.saturating_sub(RECENT as u64);
         let mut recent_txs: Vec<TxView> = s
             .ledger
             .entries(from, RECENT)
@@ -207,6 +212,6 @@ impl ConsoleParts {
             })
             .collect();
         recent_txs.reverse();
-        ConsoleParts { ledger, subscribers, api_keys: state.subscription.api_keys.len() as u64, workers, recent_txs, epochs }
+        ConsoleParts { subscribers, api_keys: state.subscription.api_keys.len() as u64, workers, recent_txs, epochs }
     }
 }

@@ -1,4 +1,4 @@
-//! What storage nodes ask each other (`/prag/cluster/1`, request-response).
+//! What storage nodes ask each other (`/prag/cluster/2`, request-response).
 //!
 //! A message is a JSON head and a raw body, each length-prefixed (`u32` big-endian): shard bytes
 //! and sealed search traffic go in the body as they are, without JSON escaping, so bulk transfer
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::WireError;
 use crate::identity::StorageCard;
 
-pub(crate) const PROTOCOL: &str = "/prag/cluster/1";
+pub(crate) const PROTOCOL: &str = "/prag/cluster/2";
 /// Largest JSON head.
 const MAX_HEAD: usize = 16 << 20;
 /// Largest body: a transfer piece or a sealed search answer.
@@ -39,7 +39,9 @@ pub(crate) enum ClusterResponse {
     Card(StorageCard),
     Sync(Vec<CollectionRecord>),
     /// A piece of the asked file (in the body); `total` is the file's length.
-    Piece { total: u64 },
+    Piece {
+        total: u64,
+    },
     /// The sealed hits (in the body).
     Hits,
     /// The asked document is not held at that version (any more).

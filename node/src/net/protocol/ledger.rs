@@ -1,5 +1,5 @@
 //! What nodes ask each other about the contracts' ledger (request-response, JSON,
-//! `/prag/ledger/1`), and the gossip topic new entries are published on.
+//! `/prag/ledger/2`), and the gossip topic new entries are published on.
 
 use prag_proto::ledger::{Entry, SignedTx};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use crate::error::WireError;
 /// The gossipsub topic of new ledger entries.
 pub(crate) const TOPIC: &str = "prag/ledger/1";
 /// The request-response protocol.
-pub(crate) const PROTOCOL: &str = "/prag/ledger/1";
+pub(crate) const PROTOCOL: &str = "/prag/ledger/2";
 /// Entries per catch-up answer.
 pub(crate) const CATCH_UP_BATCH: u64 = 200;
 
