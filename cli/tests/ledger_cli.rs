@@ -186,13 +186,15 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
     cli.refused(&["worker", "--key", "stranger.key", "claim", "1"], "not found");
     cli.ok(&["worker", "--key", "wallet.key", "claim", "1"]);
     cli.refused(&["worker", "--key", "wallet.key", "claim", "1"], "replayed");
-    let models = cli.ok(&["admin", "--key", "admin.key", "query", "--json", r#"{"get_models":{}}"#]);
+    // Client and output flags stand anywhere on the line, after the subcommand too.
+    let models = cli.ok(&["admin", "query", "--key", "admin.key", "--json", r#"{"get_models":{}}"#]);
     assert!(models.contains("mistral"));
+    serde_json::from_str::<serde_json::Value>(&models).expect("--json prints JSON");
 
     // Bad input: a clear error naming the problem; nothing changes; the node keeps running.
     let before: serde_json::Value =
         serde_json::from_str(&cli.ok(&["admin", "--key", "admin.key", "status", "--json"])).expect("json");
-    cli.refused(&["admin", "--key", "admin.key", "exec", "--json", "{not json"], "not valid JSON");
+    cli.refused(&["admin", "exec", "--key", "admin.key", "--json", "{not json"], "not valid JSON");
     cli.refused(&["admin", "--key", "admin.key", "exec", "--json", r#"{"mint":{"amount":"1"}}"#], "unknown message");
     cli.refused(
         &["admin", "--key", "admin.key", "exec", "--json", r#"{"fund_epoch":{"epoch":"one","amount":"5"}}"#],

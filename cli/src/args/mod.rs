@@ -404,3 +404,43 @@ pub struct LogArgs {
     #[arg(long, global = true, env = "PRAG_LOG", default_value = "info")]
     pub log: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{AdminCommand, Cli, Command};
+
+    fn parse(line: &str) -> Cli {
+        Cli::try_parse_from(line.split(' ')).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_and_output_flags_stand_anywhere_and_exec_takes_its_message_as_an_argument() {
+        for line in [
+            "prag admin exec --key k.key --json {}",
+            "prag admin --key k.key exec {} --json",
+            "prag admin --json exec --key k.key {}",
+        ] {
+            let Command::Admin(a) = parse(line).command else { panic!("{line}: not admin") };
+            assert_eq!(a.client.key.as_deref(), Some(std::path::Path::new("k.key")), "{line}");
+            assert!(a.output.json, "{line}: --json is the output switch");
+            assert!(matches!(a.command, AdminCommand::Exec { ref msg } if msg == "{}"), "{line}");
+        }
+        let Command::Query(q) = parse("prag query hello --node http://n:1 -c docs world --json").command else {
+            panic!("not query")
+        };
+        assert_eq!((q.client.node.as_str(), q.collection.as_str(), q.output.json), ("http://n:1", "docs", true));
+        assert_eq!(q.text, ["hello", "world"]);
+    }
+
+    #[test]
+    fn exec_without_a_message_is_refused() {
+        assert!(Cli::try_parse_from(["prag", "admin", "exec", "--json"]).is_err());
+    }
+}
