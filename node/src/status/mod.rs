@@ -5,10 +5,9 @@
 //!
 //! Counters (queries, refusals, the embedder's), each collection's counts, the connected peers and
 //! the ledger's height are read live when a request comes: they cost next to nothing and are never
-//! stale. A new ledger entry
-//! does not trigger a rebuild: what it changes (workers' verdicts, subscribers) waits for the next
-//! tick, so a busy ledger (50 entries a second) does not rebuild every node's snapshot 20 times a
-//! second while it is searching.
+//! stale. A new ledger entry does not trigger a rebuild: what it changes (workers' verdicts,
+//! subscribers) waits for the next tick, so a busy ledger (50 entries a second) does not rebuild
+//! every node's snapshot 20 times a second while it is searching.
 
 mod console;
 mod prometheus;
