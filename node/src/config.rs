@@ -21,6 +21,8 @@ pub struct NodeConfig {
     pub ingest: IngestConfig,
     /// Chain id of the contracts' ledger this node creates (with an admin key, on its first start).
     pub chain_id: String,
+    /// The rest of the genesis this node writes when it creates the ledger.
+    pub genesis: GenesisConfig,
     pub access: AccessConfig,
     /// The peer network; `None` runs the node alone.
     pub net: Option<NetConfig>,
@@ -33,6 +35,24 @@ pub struct NodeConfig {
     /// The `prag` binary to run `prag internal-janitor` with, which removes the embedded index's
     /// plain files if this process dies without doing so (SIGKILL, abort). None: no janitor.
     pub janitor_exe: Option<PathBuf>,
+}
+
+/// What a new ledger's genesis holds besides its admin and chain id (read only when this node
+/// creates the ledger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenesisConfig {
+    /// Opening balances: (secret1… address, amount).
+    pub accounts: Vec<(String, u128)>,
+    /// Let the admin mint (development networks).
+    pub allow_mint: bool,
+    /// Seconds per compute-market epoch.
+    pub market_epoch_secs: u64,
+}
+
+impl Default for GenesisConfig {
+    fn default() -> Self {
+        GenesisConfig { accounts: Vec::new(), allow_mint: false, market_epoch_secs: 86_400 }
+    }
 }
 
 /// Which vector engine holds the index.
@@ -211,6 +231,7 @@ impl NodeConfig {
                 optimize_debounce: Duration::from_millis(500),
             },
             chain_id: "prag-1".into(),
+            genesis: GenesisConfig::default(),
             access: AccessConfig {
                 attestation: AttestationMode::Hardware,
                 policy: None,
@@ -264,6 +285,17 @@ impl NodeConfig {
         in_range("--max-file-mb", i.max_file_bytes as u64, 1 << 20, 4 << 30)?;
         if self.chain_id.is_empty() || self.chain_id.len() > 64 {
             return Err(Error::config("--chain-id must be 1 to 64 characters"));
+        }
+        let g = &self.genesis;
+        in_range("--market-epoch-secs", g.market_epoch_secs, 1, prag_proto::ledger::MAX_MARKET_EPOCH_SECS)?;
+        in_range(
+            "--genesis-account (count)",
+            g.accounts.len() as u64,
+            0,
+            prag_proto::contracts::bank::MAX_GENESIS_ACCOUNTS as u64,
+        )?;
+        if let Some((a, _)) = g.accounts.iter().find(|(a, _)| prag_proto::contracts::check_address("", a).is_err()) {
+            return Err(Error::config(format!("--genesis-account {a:?}: not a secret1… address")));
         }
         if let IndexConfig::Remote { url, .. } = &self.index
             && !(url.starts_with("http://") || url.starts_with("https://"))

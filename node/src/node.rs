@@ -128,7 +128,8 @@ impl Node {
             None => (Net::offline(), None),
         };
         let registration = Arc::new(RegistrationGate { gate: Arc::clone(&gate), audit: Arc::clone(&audit) });
-        let ledger = LedgerService::open(&data, admin_key, &config.chain_id, registration, net.clone())?;
+        let ledger =
+            LedgerService::open(&data, admin_key, &config.chain_id, &config.genesis, registration, net.clone())?;
 
         let changes = Arc::new(tokio::sync::Notify::new());
         let quota = Quota {

@@ -397,6 +397,10 @@ pub struct ConsoleFeed {
     /// Other nodes this one knows (empty until the peer network runs).
     #[serde(default)]
     pub peers: Vec<PeerView>,
+    /// The compute market: tasks, live stacks, nodes' collateral and reputation, recent slashes
+    /// and refunds.
+    #[serde(default)]
+    pub market: crate::contracts::market::MarketOverview,
 }
 
 /// Latency quantiles since start, in milliseconds (0 when nothing was measured).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contracts::permit::canonical_json;
-use crate::contracts::{ContractError, Env, QueryAnswer, Sender, rewards, subscription, worker};
+use crate::contracts::{ContractError, Env, QueryAnswer, Sender, bank, market, rewards, subscription, worker};
 
 /// The hash before the first entry.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -147,15 +147,33 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum GenesisMsg {
-    Genesis { admin: String, chain_id: String, contract_address: String },
+    Genesis {
+        admin: String,
+        chain_id: String,
+        contract_address: String,
+        /// The bank's opening balances.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        accounts: Vec<bank::Allocation>,
+        /// Whether the admin may `mint` (development networks only).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_mint: bool,
+        /// Seconds per market epoch (default one day).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market_epoch_secs: Option<u64>,
+    },
 }
 
-/// Any execute message of the three contracts, told apart by its (unique) name.
+/// Longest market epoch a genesis may set (a year).
+pub const MAX_MARKET_EPOCH_SECS: u64 = 365 * 86_400;
+
+/// Any execute message of the contracts and the bank, told apart by its (unique) name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContractMsg {
     Subscription(subscription::ExecuteMsg),
     Worker(worker::ExecuteMsg),
     Rewards(rewards::ExecuteMsg),
+    Bank(bank::ExecuteMsg),
+    Market(market::ExecuteMsg),
     /// `get_liveliness_challenge`, run as a transaction because it records the challenge.
     IssueChallenge,
 }
@@ -188,6 +206,10 @@ impl ContractMsg {
             "fund_epoch" | "close_epoch" | "claim" => {
                 serde_json::from_value(v.clone()).map(ContractMsg::Rewards).map_err(bad)
             }
+            "transfer" | "mint" => serde_json::from_value(v.clone()).map(ContractMsg::Bank).map_err(bad),
+            n if market::ExecuteMsg::NAMES.contains(&n) => {
+                serde_json::from_value(v.clone()).map(ContractMsg::Market).map_err(bad)
+            }
             "get_liveliness_challenge" => match &v[&name] {
                 serde_json::Value::Object(m) if m.is_empty() => Ok(ContractMsg::IssueChallenge),
                 _ => Err(ContractError::invalid("msg.get_liveliness_challenge", "takes no fields")),
@@ -197,12 +219,14 @@ impl ContractMsg {
     }
 }
 
-/// Any query of the three contracts.
+/// Any query of the contracts and the bank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContractQuery {
     Subscription(subscription::QueryMsg),
     Worker(worker::QueryMsg),
     Rewards(rewards::QueryMsg),
+    Bank(bank::QueryMsg),
+    Market(market::QueryMsg),
 }
 
 impl ContractQuery {
@@ -217,19 +241,31 @@ impl ContractQuery {
                 serde_json::from_value(v.clone()).map(ContractQuery::Worker).map_err(bad)
             }
             "epoch" | "share" => serde_json::from_value(v.clone()).map(ContractQuery::Rewards).map_err(bad),
+            "balance" | "supply" => serde_json::from_value(v.clone()).map(ContractQuery::Bank).map_err(bad),
+            n if market::QueryMsg::NAMES.contains(&n) => {
+                serde_json::from_value(v.clone()).map(ContractQuery::Market).map_err(bad)
+            }
             other => Err(ContractError::invalid("query", format!("unknown query {other:?}"))),
         }
     }
 }
 
-/// The three contracts' state: what replaying the log produces.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The contracts' and the bank's state: what replaying the log produces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LedgerState {
     pub chain_id: String,
     pub contract_address: String,
     pub subscription: subscription::State,
     pub worker: worker::State,
     pub rewards: rewards::State,
+    pub bank: bank::State,
+    pub market: market::State,
+    /// The last entry's commitment to the next entry's randomness (SHA-256, hex).
+    pub random_commitment: Option<String>,
+}
+
+fn to_answer<T: Serialize>(v: &T) -> Result<serde_json::Value, ContractError> {
+    serde_json::to_value(v).map_err(|e| ContractError::Rule(e.to_string()))
 }
 
 impl LedgerState {
@@ -241,18 +277,43 @@ impl LedgerState {
     /// unchanged. Returns the message's answer, if it has one.
     pub fn apply(&mut self, env: &Env, tx: &SignedTx, height: u64) -> Result<Option<serde_json::Value>, ContractError> {
         let sender = tx.verify()?;
+        if let Some(c) = &self.random_commitment
+            && hex::encode(Sha256::digest(env.random)) != *c
+        {
+            return Err(ContractError::Rule(format!(
+                "entry {height}'s randomness is not the one the previous entry committed to"
+            )));
+        }
+        let next_commitment = match &env.next_random_sha256 {
+            Some(c) if c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+                Some(c.clone())
+            }
+            Some(_) => return Err(ContractError::invalid("env.next_random_sha256", "not 64 lower-case hex digits")),
+            None => None,
+        };
         if height == 0 {
-            let GenesisMsg::Genesis { admin, chain_id, contract_address } = serde_json::from_value(tx.body.msg.clone())
-                .map_err(|e| ContractError::invalid("genesis", e.to_string()))?;
+            let GenesisMsg::Genesis { admin, chain_id, contract_address, accounts, allow_mint, market_epoch_secs } =
+                serde_json::from_value(tx.body.msg.clone())
+                    .map_err(|e| ContractError::invalid("genesis", e.to_string()))?;
             if admin != sender.address() {
                 return Err(ContractError::unauthorized("the genesis must be signed by the admin it names"));
+            }
+            let mut params = market::Params::default();
+            if let Some(secs) = market_epoch_secs {
+                if secs == 0 || secs > MAX_MARKET_EPOCH_SECS {
+                    return Err(ContractError::invalid("genesis.market_epoch_secs", "1 second to a year"));
+                }
+                params.epoch_secs = secs;
             }
             *self = LedgerState {
                 chain_id,
                 contract_address,
                 subscription: subscription::State::new(admin.clone()),
                 worker: worker::State::new(admin.clone()),
-                rewards: rewards::State::new(admin),
+                rewards: rewards::State::new(admin.clone()),
+                bank: bank::State::new(admin.clone(), &accounts, allow_mint)?,
+                market: market::State::new(admin, params),
+                random_commitment: next_commitment,
             };
             return Ok(None);
         }
@@ -264,9 +325,11 @@ impl LedgerState {
                 let sets_admin = matches!(m, subscription::ExecuteMsg::SetAdmin { .. });
                 next.subscription.execute(env, &sender, m)?;
                 if sets_admin {
-                    // One admin for the three contracts.
+                    // One admin for every contract.
                     next.worker.admin = next.subscription.admin.clone();
                     next.rewards.admin = next.subscription.admin.clone();
+                    next.bank.admin = next.subscription.admin.clone();
+                    next.market.admin = next.subscription.admin.clone();
                 }
                 None
             }
@@ -278,16 +341,56 @@ impl LedgerState {
                 None
             }
             ContractMsg::Rewards(m) => {
-                next.rewards.execute(env, &sender, m)?;
+                // Epochs are funded from the admin's balance and claimed into the wallet's.
+                let pool = bank::module_address(bank::accounts::REWARDS_POOL);
+                let moves = match &m {
+                    rewards::ExecuteMsg::FundEpoch { amount, .. } => Some((sender.address(), pool.clone(), amount.0)),
+                    _ => None,
+                };
+                next.rewards.execute(env, &sender, m.clone())?;
+                if let rewards::ExecuteMsg::Claim { epoch } = &m {
+                    let wallet = sender.address();
+                    let amount = next.rewards.epochs.get(epoch).and_then(|e| e.shares.get(&wallet)).map(|s| s.amount.0);
+                    next.bank.transfer(&pool, &wallet, amount.unwrap_or(0))?;
+                }
+                if let Some((from, to, amount)) = moves {
+                    next.bank.transfer(&from, &to, amount)?;
+                }
                 None
+            }
+            ContractMsg::Bank(m) => {
+                next.bank.execute(&sender, m)?;
+                None
+            }
+            ContractMsg::Market(m) => {
+                let signature = hex::decode(&tx.signature).unwrap_or_default();
+                let seed = market::sampling::seed(&env.random, &signature);
+                let LedgerState { worker, bank, market, .. } = &mut next;
+                let workers = &*worker;
+                let storage_node = |key: &str| {
+                    workers
+                        .by_signing_key(key)
+                        .filter(|w| w.worker_type == worker::STORAGE_WORKER_TYPE)
+                        .map(|w| w.ip_address.clone())
+                };
+                let mut ctx = market::Ctx { env, sender: &sender, seed, bank, storage_node: &storage_node };
+                let events = market.execute(&mut ctx, m)?;
+                Some(serde_json::json!({ "events": to_answer(&events)? }))
             }
             ContractMsg::IssueChallenge => {
                 let c = next.worker.issue_challenge(env, &sender)?;
                 Some(serde_json::to_value(c).map_err(|e| ContractError::Rule(e.to_string()))?)
             }
         };
+        next.random_commitment = next_commitment;
         *self = next;
         Ok(answer)
+    }
+
+    /// SHA-256 of the whole state, to compare replicas and replays: equal code and equal logs
+    /// give equal hashes. (Over the state's debug form: every map in it is ordered.)
+    pub fn state_hash(&self) -> String {
+        hex::encode(Sha256::digest(format!("{self:?}").as_bytes()))
     }
 
     /// Answers a query against the current state.
@@ -304,6 +407,8 @@ impl LedgerState {
                 self.worker.query(env, m, &|k| subs.is_active(k), replay)
             }
             ContractQuery::Rewards(m) => self.rewards.query(m),
+            ContractQuery::Bank(m) => self.bank.query(m),
+            ContractQuery::Market(m) => self.market.query(&self.bank, env.time, m),
         }
     }
 }
@@ -381,7 +486,8 @@ mod tests {
         .expect("s");
         assert!(matches!(state.apply(&env(2), &stranger, 1), Err(ContractError::Unauthorized { .. })));
         let unknown =
-            SignedTx::sign(&key(1), "n0000000000000004", 2, serde_json::json!({"mint": {"amount": "5"}})).expect("s");
+            SignedTx::sign(&key(1), "n0000000000000004", 2, serde_json::json!({"frobnicate": {"amount": "5"}}))
+                .expect("s");
         let e = state.apply(&env(2), &unknown, 1).expect_err("unknown");
         assert!(e.to_string().contains("unknown message"), "{e}");
         let wrong_type = SignedTx::sign(

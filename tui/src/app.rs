@@ -16,12 +16,20 @@ pub enum Screen {
     Traffic,
     Embedder,
     Ledger,
+    Market,
     Audit,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 6] =
-        [Screen::Overview, Screen::Collections, Screen::Traffic, Screen::Embedder, Screen::Ledger, Screen::Audit];
+    pub const ALL: [Screen; 7] = [
+        Screen::Overview,
+        Screen::Collections,
+        Screen::Traffic,
+        Screen::Embedder,
+        Screen::Ledger,
+        Screen::Market,
+        Screen::Audit,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -30,6 +38,7 @@ impl Screen {
             Screen::Traffic => "Traffic",
             Screen::Embedder => "Embedder",
             Screen::Ledger => "Ledger",
+            Screen::Market => "Market",
             Screen::Audit => "Audit",
         }
     }
@@ -199,7 +208,7 @@ impl App {
             Key::Char('?') => self.help = true,
             Key::Tab => self.go(Screen::ALL[(self.screen.index() + 1) % Screen::ALL.len()]),
             Key::BackTab => self.go(Screen::ALL[(self.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()]),
-            Key::Char(c @ '1'..='6') => self.go(Screen::ALL[(c as usize) - ('1' as usize)]),
+            Key::Char(c @ '1'..='7') => self.go(Screen::ALL[(c as usize) - ('1' as usize)]),
             Key::Char('j') | Key::Down => {
                 let n = self.rows();
                 if n > 0 {

@@ -60,7 +60,30 @@ fn feed(t: u64, queries: u64, ingested: u64, texts: u64) -> ConsoleFeed {
             {"time": t - 20, "event": "served", "worker": "10.0.0.1", "subscriber": "02cc", "collection": "clinic"},
             {"time": t - 60, "event": "grant", "actor": "02aa", "subscriber": "02cc", "collection": "clinic"}
         ],
-        "peers": []
+        "peers": [],
+        "market": {
+            "epoch": 20_716,
+            "tasks": [
+                {"task_small_id": 1, "role": "retrieval", "security_level": "sampling-consensus", "minimum_reputation_score": 40,
+                 "is_deprecated": false, "subscribers": 3, "lowest_price": 1_000_000},
+                {"task_small_id": 2, "role": "embedding", "security_level": "confidential-compute", "minimum_reputation_score": 0,
+                 "is_deprecated": true, "subscribers": 1, "lowest_price": null}
+            ],
+            "nodes": [
+                {"node_small_id": 1, "peer_id": "12D3KooWGzhVc6xYjmE2u5vS4S8", "collateral": "10000", "slashed": "0", "reputation_score": 51, "disabled": false},
+                {"node_small_id": 2, "peer_id": "12D3KooWPeerB", "collateral": "0", "slashed": "10000", "reputation_score": 0, "disabled": false}
+            ],
+            "stacks": [
+                {"stack_small_id": 7, "task_small_id": 1, "selected_node_id": 2, "num_compute_units": 400000, "escrow_left": "484800", "status": "disputed"},
+                {"stack_small_id": 6, "task_small_id": 1, "selected_node_id": 1, "num_compute_units": 1000, "escrow_left": "1212", "status": "open"}
+            ],
+            "open_stacks": 1, "settling_stacks": 0, "disputed_stacks": 1,
+            "recent": [
+                {"time": t - 12, "kind": "slash", "stack_small_id": 5, "node_small_id": 2, "amount": "10000", "reason": "dispute"},
+                {"time": t - 40, "kind": "refund", "stack_small_id": 4, "node_small_id": 1, "amount": "400000", "reason": "unused units"}
+            ],
+            "escrow": "486012", "collateral": "10000", "communal_treasury": "7200"
+        }
     });
     serde_json::from_value(v).expect("fixture")
 }
@@ -82,7 +105,8 @@ fn draw(app: &App, w: u16, h: u16) -> String {
 
 #[test]
 fn every_screen_at_both_sizes() {
-    for (i, name) in ["overview", "collections", "traffic", "embedder", "ledger", "audit"].iter().enumerate() {
+    for (i, name) in ["overview", "collections", "traffic", "embedder", "ledger", "market", "audit"].iter().enumerate()
+    {
         let mut a = app();
         a.key(Key::Char(char::from(b'1' + i as u8)));
         insta::assert_snapshot!(format!("{name}_80x24"), draw(&a, 80, 24));
@@ -98,7 +122,7 @@ fn help_overlay_details_filter_and_maximise() {
     insta::assert_snapshot!("help_160x48", draw(&a, 160, 48));
     a.key(Key::Esc); // closes help
     assert!(!a.help);
-    a.key(Key::Char('6'));
+    a.key(Key::Char('7'));
     a.key(Key::Char('/'));
     for c in "grant".chars() {
         a.key(Key::Char(c));
@@ -129,7 +153,7 @@ fn disconnected_nodes_and_garbage_are_shown_not_fatal() {
 #[test]
 fn resizing_to_tiny_and_huge_never_panics() {
     let mut a = app();
-    for screen in '1'..='6' {
+    for screen in '1'..='7' {
         a.key(Key::Char(screen));
         for (w, h) in [(1, 1), (10, 3), (20, 5), (80, 24), (300, 100)] {
             let _ = draw(&a, w, h);

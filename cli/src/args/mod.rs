@@ -7,6 +7,7 @@
 //! --json exec MSG` are the same.
 
 mod contracts;
+mod market;
 mod model;
 mod node;
 
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use contracts::{AdminArgs, AdminCommand, WorkerArgs, WorkerCommand};
+pub use market::{MarketArgs, MarketCommand, NodeCommand as MarketNodeCommand, StackCommand, TaskCommand};
 pub use model::ModelArgs;
 pub use node::NodeArgs;
 
@@ -54,6 +56,9 @@ pub enum Command {
     /// A worker's own contract messages and retrieval: wallet, address, type, liveliness, work,
     /// rewards, queries.
     Worker(WorkerArgs),
+    /// The compute market (Atoma's contract) and the bank: balances, nodes with collateral,
+    /// tasks, stacks, settlement, disputes, claims.
+    Market(MarketArgs),
     /// The operator console: a full-screen dashboard of one or more nodes (runs `prag-console`,
     /// installed beside `prag`; `prag console --help` lists its flags).
     #[command(disable_help_flag = true)]
@@ -437,6 +442,25 @@ mod tests {
         };
         assert_eq!((q.client.node.as_str(), q.collection.as_str(), q.output.json), ("http://n:1", "docs", true));
         assert_eq!(q.text, ["hello", "world"]);
+    }
+
+    #[test]
+    fn market_commands_parse_with_client_flags_anywhere() {
+        use super::{MarketCommand, StackCommand, TaskCommand};
+        let Command::Market(m) = parse("prag market --key o.key stack buy --task 1 --units 500 --price 7 --json").command
+        else {
+            panic!("not market")
+        };
+        assert!(m.output.json && m.client.key.is_some());
+        assert!(matches!(m.command, MarketCommand::Stack(StackCommand::Buy { task: 1, units: 500, price: 7 })));
+        // A positional named like a global flag (`node`) once made clap panic at run time.
+        let Command::Market(m) = parse("prag market task add-oracle 4 5 --node http://n:1").command else {
+            panic!("not market")
+        };
+        assert_eq!(m.client.node, "http://n:1");
+        assert!(matches!(m.command, MarketCommand::Task(TaskCommand::AddOracle { id: 4, node_id: 5 })));
+        let Command::Market(m) = parse("prag market claim 3 4 --units 10 20").command else { panic!("not market") };
+        assert!(matches!(m.command, MarketCommand::Claim { ref stacks, ref units } if stacks == &[3, 4] && units == &[10, 20]));
     }
 
     #[test]

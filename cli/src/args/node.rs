@@ -47,6 +47,17 @@ pub struct NodeArgs {
     /// Chain id recorded in a new ledger (permits are signed for it).
     #[arg(long, env = "PRAG_CHAIN_ID", default_value = "prag-1")]
     pub chain_id: String,
+    /// An opening balance in a new ledger, `secret1…=AMOUNT` (uprag); repeatable. Ignored once a
+    /// ledger exists.
+    #[arg(long = "genesis-account", env = "PRAG_GENESIS_ACCOUNTS", value_delimiter = ',', value_name = "ADDR=AMOUNT")]
+    pub genesis_accounts: Vec<String>,
+    /// Let the admin mint money in a new ledger (development networks only; fixed at genesis).
+    #[arg(long = "dev-mint")]
+    pub dev_mint: bool,
+    /// Seconds per compute-market epoch in a new ledger (settlement windows, fee locks and
+    /// deadlines count in epochs; Sui's are about a day).
+    #[arg(long, env = "PRAG_MARKET_EPOCH_SECS", default_value_t = 86_400, value_name = "SECS")]
+    pub market_epoch_secs: u64,
     /// Which workers' attestation reports to accept: `hardware` (TDX and SEV-SNP only) or `dev`
     /// (development reports too, for machines without a TEE: proves nothing, never for real data).
     #[arg(long, env = "PRAG_ATTESTATION", default_value = "hardware")]

@@ -9,6 +9,7 @@ pub mod doc;
 pub mod embed;
 pub mod internal;
 pub mod keys;
+pub mod market;
 pub mod model;
 pub mod node;
 pub mod query;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Worker(args) => worker::run(args),
+        Command::Market(args) => market::run(args),
         Command::Attest(cmd) => attest::run(cmd),
         Command::Storage(cmd) => storage::run(cmd),
         Command::Console { args } => console::run(&args),

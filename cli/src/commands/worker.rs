@@ -16,17 +16,37 @@ pub struct Session {
     pub key: SigningKey,
     pub rt: tokio::runtime::Runtime,
     pub json: bool,
+    /// Whether `key` is the user's `--key` (false: a throwaway key, for queries only).
+    signer: bool,
 }
 
 impl Session {
     pub fn new(args: &ClientArgs, json: bool) -> anyhow::Result<Self> {
         let key = crate::connect::key(args)?;
         let client = NodeClient::new(&args.node, key.clone(), crate::connect::trust(args)?)?;
-        Ok(Session { client, key, rt: runtime()?, json })
+        Ok(Session { client, key, rt: runtime()?, json, signer: true })
+    }
+
+    /// A session that may run without `--key`: queries are not signed, so a throwaway key stands
+    /// in until something has to be signed, which then asks for `--key`.
+    pub fn maybe_signed(args: &ClientArgs, json: bool) -> anyhow::Result<Self> {
+        if args.key.is_some() {
+            return Self::new(args, json);
+        }
+        let key = SigningKey::from_slice(&prag_node::crypto::random_bytes::<32>()?)
+            .map_err(|e| anyhow::anyhow!("cannot make a throwaway key: {e}"))?;
+        let client = NodeClient::new(&args.node, key.clone(), crate::connect::trust(args)?)?;
+        Ok(Session { client, key, rt: runtime()?, json, signer: false })
+    }
+
+    /// The `--key`, or why there is none.
+    pub fn require_key(&self) -> anyhow::Result<()> {
+        if self.signer { Ok(()) } else { anyhow::bail!("no key: pass --key FILE or set PRAG_KEY") }
     }
 
     /// Signs `msg` as a transaction and submits it.
     pub fn exec(&self, msg: Value) -> anyhow::Result<Receipt> {
+        self.require_key()?;
         let nonce = prag_node::crypto::random_hex::<16>()?;
         let tx = SignedTx::sign(&self.key, &nonce, prag_node::unix_now(), msg)
             .map_err(|e| anyhow::anyhow!("cannot sign the transaction: {e}"))?;

@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod hostile;
 
 pub use prag_node::NodeClient;

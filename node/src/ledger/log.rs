@@ -23,6 +23,7 @@ use prag_proto::ledger::{Entry, GENESIS_PREV, LedgerState, SignedTx};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::unix_now;
+use crate::config::GenesisConfig;
 use crate::error::{Error, ErrorKind};
 
 /// How far a transaction's timestamp may be from the orderer's clock, in seconds.
@@ -59,6 +60,14 @@ impl From<LedgerError> for Error {
         use ContractError as C;
         let kind = match &e {
             LedgerError::Contract(C::Unauthorized { .. }) => ErrorKind::Forbidden,
+            LedgerError::Contract(C::Market { code, .. }) => {
+                use prag_proto::contracts::market::error::{Class, MarketCode};
+                match MarketCode::from_code(*code).map(MarketCode::class) {
+                    Some(Class::Forbidden) => ErrorKind::Forbidden,
+                    Some(Class::NotFound) => ErrorKind::NotFound,
+                    _ => ErrorKind::BadRequest,
+                }
+            }
             LedgerError::Contract(C::NotFound { .. }) => ErrorKind::NotFound,
             LedgerError::Contract(_) => ErrorKind::BadRequest,
             LedgerError::Stale { .. } => ErrorKind::Stale,
@@ -91,6 +100,9 @@ pub struct LedgerStatus {
     pub chain_id: String,
     pub contract_address: String,
     pub orderer: bool,
+    /// SHA-256 of the replayed state: equal on every node at the same height.
+    #[serde(default)]
+    pub state_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damage: Option<LedgerDamage>,
 }
@@ -118,6 +130,8 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
 /// The log file and the state it replays to.
 pub(crate) struct LedgerLog {
     path: PathBuf,
+    /// The orderer's randomness seed (None on a node that does not order).
+    random_seed: Option<zeroize::Zeroizing<[u8; 32]>>,
     orderer: bool,
     damage: Option<LedgerDamage>,
     file: Option<std::fs::File>,
@@ -137,9 +151,15 @@ pub(crate) struct Opened {
 impl LedgerLog {
     /// Opens `<data>/ledger.log`, replaying it. With `admin_key` and no log yet, writes the
     /// genesis that makes that key the contracts' admin, and this node the orderer.
-    pub(crate) fn open(data: &Path, admin_key: Option<&SigningKey>, chain_id: &str) -> Result<Opened, LedgerError> {
+    pub(crate) fn open(
+        data: &Path,
+        admin_key: Option<&SigningKey>,
+        chain_id: &str,
+        genesis: &GenesisConfig,
+    ) -> Result<Opened, LedgerError> {
         let path = data.join("ledger.log");
         let marker = data.join("ledger.orderer");
+        let seed_path = data.join(RANDOM_SEED_FILE);
         let mut bytes = Vec::new();
         if path.exists() {
             std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_err(&path))?;
@@ -172,7 +192,10 @@ impl LedgerLog {
             .filter(|e| now.saturating_sub(e.env.time) <= 4 * MAX_TX_SKEW_SECS)
             .map(|e| ((e.tx.body.sender.clone(), e.tx.body.nonce.clone()), e.env.time))
             .collect();
+        let orderer = marker.exists() || (admin_key.is_some() && kept.is_empty());
+        let random_seed = if orderer { Some(load_or_create_seed(&seed_path)?) } else { None };
         let mut log = LedgerLog {
+            random_seed,
             orderer: marker.exists(),
             height: kept.len() as u64,
             head: kept.last().map(|e| e.hash.clone()).unwrap_or_else(|| GENESIS_PREV.to_string()),
@@ -189,15 +212,28 @@ impl LedgerLog {
                     .map_err(io_err(&marker))?;
                 log.orderer = true;
                 let admin = crate::account::address(key);
-                let msg = serde_json::json!({"genesis": {
-                    "admin": admin, "chain_id": chain_id, "contract_address": contract_address(chain_id)
-                }});
+                let accounts: Vec<serde_json::Value> = genesis
+                    .accounts
+                    .iter()
+                    .map(|(a, n)| serde_json::json!({"address": a, "amount": n.to_string()}))
+                    .collect();
+                let mut fields = serde_json::json!({
+                    "admin": admin, "chain_id": chain_id, "contract_address": contract_address(chain_id),
+                    "market_epoch_secs": genesis.market_epoch_secs,
+                });
+                if !accounts.is_empty() {
+                    fields["accounts"] = serde_json::Value::Array(accounts);
+                }
+                if genesis.allow_mint {
+                    fields["allow_mint"] = serde_json::Value::Bool(true);
+                }
+                let msg = serde_json::json!({ "genesis": fields });
                 let nonce = crate::crypto::random_hex::<32>().map_err(|e| LedgerError::Io {
                     path: "randomness".into(),
                     source: std::io::Error::other(e.to_string()),
                 })?;
                 let tx = SignedTx::sign(key, &nonce, now, msg)?;
-                let (_, entry) = log.submit(tx, now, random32()?)?;
+                let (_, entry) = log.submit(tx, now)?;
                 entries.push(entry);
                 tracing::info!(admin = %admin, chain_id, "ledger created: this node orders the contracts' transactions");
             }
@@ -229,13 +265,14 @@ impl LedgerLog {
             chain_id: self.state.chain_id.clone(),
             contract_address: self.state.contract_address.clone(),
             orderer: self.orderer,
+            state_hash: self.state.state_hash(),
             damage: self.damage.clone(),
         }
     }
 
-    /// Orders, applies and durably appends a transaction (the orderer only). `now` and `random`
-    /// become the entry's environment.
-    pub(crate) fn submit(&mut self, tx: SignedTx, now: u64, random: [u8; 32]) -> Result<(Receipt, Entry), LedgerError> {
+    /// Orders, applies and durably appends a transaction (the orderer only). `now` and the
+    /// randomness of this height (committed to by the previous entry) become its environment.
+    pub(crate) fn submit(&mut self, tx: SignedTx, now: u64) -> Result<(Receipt, Entry), LedgerError> {
         let tx = tx.normalized();
         if !self.orderer {
             return Err(if self.height == 0 { LedgerError::NoLedger } else { LedgerError::NotOrderer });
@@ -257,7 +294,11 @@ impl LedgerLog {
         } else {
             (self.state.chain_id.clone(), self.state.contract_address.clone())
         };
-        let env = Env { time: now, random, contract_address, chain_id };
+        let seed = self.random_seed.as_ref().ok_or(LedgerError::NotOrderer)?;
+        let random = height_random(seed, height);
+        let next = height_random(seed, height + 1);
+        let next_random_sha256 = Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(next)));
+        let env = Env { time: now, random, contract_address, chain_id, next_random_sha256 };
         let mut next = (*self.state).clone();
         let answer = next.apply(&env, &tx, height)?;
         let hash = Entry::compute_hash(height, &self.head, &env, &tx)?;
@@ -327,10 +368,41 @@ impl LedgerLog {
     }
 }
 
-/// 32 random bytes: the environment's randomness of an entry.
-pub(crate) fn random32() -> Result<[u8; 32], LedgerError> {
-    crate::crypto::random_bytes::<32>()
-        .map_err(|e| LedgerError::Io { path: "randomness".into(), source: std::io::Error::other(e.to_string()) })
+/// The orderer's secret from which every entry's randomness derives (0600, never sent).
+pub(crate) const RANDOM_SEED_FILE: &str = "ledger.random-seed";
+
+/// The randomness of the entry at `height`: `HMAC-SHA256(seed, "prag-ledger-random-v1" ‖ height)`.
+/// Derived rather than drawn, so the orderer can reveal, after a restart, the value the previous
+/// entry committed to; nobody without the seed can predict it.
+fn height_random(seed: &zeroize::Zeroizing<[u8; 32]>, height: u64) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed.as_slice());
+    let msg = [b"prag-ledger-random-v1".as_slice(), &height.to_le_bytes()].concat();
+    let tag = ring::hmac::sign(&key, &msg);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Reads the orderer's seed, creating it (0600) on first use.
+fn load_or_create_seed(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, LedgerError> {
+    if let Ok(bytes) = std::fs::read(path) {
+        let bytes = zeroize::Zeroizing::new(bytes);
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| LedgerError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other("the ledger's randomness seed is not 32 bytes"),
+        })?;
+        return Ok(zeroize::Zeroizing::new(seed));
+    }
+    let seed =
+        zeroize::Zeroizing::new(crate::crypto::random_bytes::<32>().map_err(|e| LedgerError::Io {
+            path: "randomness".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?);
+    crate::crypto::write_private_file(path, seed.as_slice()).map_err(|e| LedgerError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(seed)
 }
 
 /// Moves the bytes after the valid prefix aside, truncates the log to the prefix, and says so.

@@ -22,8 +22,9 @@ use prag_proto::contracts::worker::ReplayGuard;
 use prag_proto::ledger::{ContractQuery, Entry, LedgerState, SignedTx};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::log::{LedgerError, LedgerLog, LedgerStatus, MAX_TX_SKEW_SECS, Receipt, random32};
+use super::log::{LedgerError, LedgerLog, LedgerStatus, MAX_TX_SKEW_SECS, Receipt};
 use crate::auth::unix_now;
+use crate::config::GenesisConfig;
 use crate::error::{Error, ErrorKind, Result, WireError};
 use crate::net::Net;
 use crate::net::protocol::ledger::{LedgerRequest, LedgerResponse};
@@ -107,10 +108,11 @@ impl LedgerService {
         data: &std::path::Path,
         admin_key: Option<&SigningKey>,
         chain_id: &str,
+        genesis: &GenesisConfig,
         gate: Arc<dyn TxGate>,
         net: Net,
     ) -> Result<LedgerService> {
-        let opened = LedgerLog::open(data, admin_key, chain_id)?;
+        let opened = LedgerLog::open(data, admin_key, chain_id, genesis)?;
         let log = opened.log;
         let published = Arc::new(Published {
             snapshot: RwLock::new(Arc::new(Snapshot { state: Arc::clone(log.state()), status: log.status() })),
@@ -136,7 +138,17 @@ impl LedgerService {
         admin_key: Option<&SigningKey>,
         chain_id: &str,
     ) -> Result<LedgerService> {
-        Self::open(data, admin_key, chain_id, Arc::new(NoGate), Net::offline())
+        Self::open(data, admin_key, chain_id, &GenesisConfig::default(), Arc::new(NoGate), Net::offline())
+    }
+
+    /// [`LedgerService::open_ungated`] with a genesis of its own (balances, minting, epochs).
+    pub fn open_ungated_with(
+        data: &std::path::Path,
+        admin_key: Option<&SigningKey>,
+        chain_id: &str,
+        genesis: &GenesisConfig,
+    ) -> Result<LedgerService> {
+        Self::open(data, admin_key, chain_id, genesis, Arc::new(NoGate), Net::offline())
     }
 
     pub fn is_orderer(&self) -> bool {
@@ -185,6 +197,7 @@ impl LedgerService {
             random: [0; 32],
             contract_address: snapshot.state.contract_address.clone(),
             chain_id: snapshot.state.chain_id.clone(),
+            next_random_sha256: None,
         };
         let mut seen = self.inner.query_nonces.lock();
         let mut guard = TimedNonces { seen: &mut seen, now };
@@ -278,7 +291,7 @@ fn writer_thread(mut log: LedgerLog, mut ops: mpsc::Receiver<WriteOp>, published
     while let Some(op) = ops.blocking_recv() {
         match op {
             WriteOp::Submit(tx, reply) => {
-                let result = random32().and_then(|random| log.submit(tx, unix_now(), random));
+                let result = log.submit(tx, unix_now());
                 let answer = match result {
                     Ok((receipt, entry)) => {
                         published.publish(&log, Some(entry));

@@ -16,9 +16,12 @@ impl Status {
         let m = &s.metrics;
         let p = &c.console;
         let status = super::snapshot::with_live_counters(s, &c);
+        let now = crate::auth::unix_now();
+        let ledger = s.ledger.state();
         ConsoleFeed {
             api_version: API_VERSION,
-            time: crate::auth::unix_now(),
+            time: now,
+            market: ledger.market.overview(&ledger.bank, now),
             peers: status.peers.clone(),
             status,
             latency: LatencySummary {

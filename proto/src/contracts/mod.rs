@@ -9,6 +9,8 @@
 //! Where PRAG deliberately differs from the published contracts (see `shared/spec/contracts.md`),
 //! the difference is stated on the message.
 
+pub mod bank;
+pub mod market;
 pub mod permit;
 pub mod rewards;
 pub mod subscription;
@@ -30,6 +32,11 @@ pub struct Env {
     /// This contract's address, checked against permits' `allowed_tokens`.
     pub contract_address: String,
     pub chain_id: String,
+    /// SHA-256 (hex) of the next entry's `random`: the orderer commits to each entry's
+    /// randomness one entry ahead, so it cannot choose it after seeing the transaction it goes
+    /// with (entries from before this field have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_random_sha256: Option<String>,
 }
 
 /// The verified signer of a transaction or query.
@@ -72,6 +79,12 @@ pub enum ContractError {
     BadSignature { what: String },
     #[error("invalid permit: {reason}")]
     InvalidPermit { reason: String },
+    #[error("insufficient funds: {account} has {have}, needs {need}")]
+    InsufficientFunds { account: String, have: String, need: String },
+    /// A refusal of the compute market, under Atoma's error name and abort code (PRAG's own
+    /// additions use codes from 312012300 up).
+    #[error("{name} ({code}): {detail}")]
+    Market { code: u64, name: String, detail: String },
     #[error("{0}")]
     Rule(String),
 }
@@ -164,6 +177,12 @@ pub(crate) mod testing {
     }
 
     pub fn env(time: u64) -> Env {
-        Env { time, random: [time as u8; 32], contract_address: "secret1contract".into(), chain_id: "prag-test".into() }
+        Env {
+            time,
+            random: [time as u8; 32],
+            contract_address: "secret1contract".into(),
+            chain_id: "prag-test".into(),
+            next_random_sha256: None,
+        }
     }
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 pub const KEYS: &[(&str, &str)] = &[
     ("Tab / Shift-Tab", "next / previous screen"),
-    ("1 … 6", "Overview, Collections, Traffic, Embedder, Ledger, Audit"),
+    ("1 … 7", "Overview, Collections, Traffic, Embedder, Ledger, Market, Audit"),
     ("j / k, ↓ / ↑", "move the selection"),
     ("Enter", "details of the selected row"),
     ("/", "filter rows (Enter keeps it, Esc clears it)"),

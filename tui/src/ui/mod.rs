@@ -3,6 +3,7 @@
 //! [`table`], which the selection, the `/` filter and the details popup share.
 
 mod help;
+mod market;
 mod screens;
 
 use ratatui::Frame;
@@ -103,7 +104,7 @@ fn render_status(f: &mut Frame<'_>, area: Rect, app: &App) {
     } else if !app.filter.is_empty() {
         format!("filter: {} · ? help · q quit", app.filter)
     } else {
-        "Tab/1-6 screens · j/k move · Enter details · / filter · ? help · q quit".to_string()
+        "Tab/1-7 screens · j/k move · Enter details · / filter · ? help · q quit".to_string()
     };
     let right = if app.status_line.is_empty() { String::new() } else { format!(" {} ", app.status_line) };
     let [l, r] = Layout::horizontal([

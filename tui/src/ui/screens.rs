@@ -1,4 +1,5 @@
-//! The six screens: each one's main table, and the panels drawn around it.
+//! The seven screens: each one's main table, and the panels drawn around it (the Market's in
+//! `market`).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -18,6 +19,7 @@ pub fn table(app: &App) -> TableData {
         Screen::Traffic => traffic(app),
         Screen::Embedder => embedder(app),
         Screen::Ledger => workers(app),
+        Screen::Market => super::market::stacks(app),
         Screen::Audit => audit(app),
     }
 }
@@ -102,6 +104,7 @@ pub fn render(f: &mut Frame<'_>, area: Rect, app: &App, compact: bool) {
                 );
             }
         }
+        Screen::Market => super::market::render(f, area, app, compact),
         Screen::Collections | Screen::Audit => render_table(f, area, app, compact),
     }
 }
@@ -148,7 +151,7 @@ fn link_text(n: &NodeView) -> String {
 
 /// The feed the ledger panels use: the first node that has one (every node holds the same
 /// contracts' state).
-fn ledger_feed(app: &App) -> Option<&prag_proto::api::ConsoleFeed> {
+pub(super) fn ledger_feed(app: &App) -> Option<&prag_proto::api::ConsoleFeed> {
     app.nodes.iter().filter(|n| n.link == Link::Live).chain(app.nodes.iter()).find_map(|n| n.feed.as_ref())
 }
 
