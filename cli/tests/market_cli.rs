@@ -378,11 +378,20 @@ fn the_market_through_the_command_line_settles_disputes_and_replicates() {
     );
     cli.refused(
         &["market", "--key", "owner.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
-        "ENodeNotFound (312012300)",
+        "ENotAMarketNode (312012309)",
     );
     cli.refused(
         &["market", "--key", "n1.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
         "EStackNotFound (312012027)",
+    );
+    // Refusals map to HTTP like the node's other errors: not the signer's to do, no such thing.
+    cli.refused(
+        &["market", "--key", "owner.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
+        "403 forbidden",
+    );
+    cli.refused(
+        &["market", "--key", "n1.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
+        "404 not_found",
     );
     cli.refused(
         &["market", "--key", "n1.key", "settle", "--stack", "1", "--units", "1", "--root", "nothex"],

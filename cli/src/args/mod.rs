@@ -447,7 +447,8 @@ mod tests {
     #[test]
     fn market_commands_parse_with_client_flags_anywhere() {
         use super::{MarketCommand, StackCommand, TaskCommand};
-        let Command::Market(m) = parse("prag market --key o.key stack buy --task 1 --units 500 --price 7 --json").command
+        let Command::Market(m) =
+            parse("prag market --key o.key stack buy --task 1 --units 500 --price 7 --json").command
         else {
             panic!("not market")
         };
@@ -460,7 +461,9 @@ mod tests {
         assert_eq!(m.client.node, "http://n:1");
         assert!(matches!(m.command, MarketCommand::Task(TaskCommand::AddOracle { id: 4, node_id: 5 })));
         let Command::Market(m) = parse("prag market claim 3 4 --units 10 20").command else { panic!("not market") };
-        assert!(matches!(m.command, MarketCommand::Claim { ref stacks, ref units } if stacks == &[3, 4] && units == &[10, 20]));
+        assert!(
+            matches!(m.command, MarketCommand::Claim { ref stacks, ref units } if stacks == &[3, 4] && units == &[10, 20])
+        );
     }
 
     #[test]

@@ -229,10 +229,19 @@ impl LedgerService {
         }
         let state = self.state();
         self.inner.gate.check(&tx, &state).await?;
+        // The message's name only: a message's fields may hold what logs must not (reports, keys).
+        let msg = tx.body.msg.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default();
         let (reply, answer) = oneshot::channel();
         self.inner.writer.send(WriteOp::Submit(tx, reply)).await.map_err(|_| stopped())?;
         let receipt = answer.await.map_err(|_| stopped())??;
-        tracing::info!(height = receipt.height, "ledger transaction committed");
+        let events: Vec<&str> = receipt
+            .answer
+            .as_ref()
+            .and_then(|a| a.get("events"))
+            .and_then(|e| e.as_array())
+            .map(|es| es.iter().filter_map(|e| e.get("type").and_then(|t| t.as_str())).collect())
+            .unwrap_or_default();
+        tracing::info!(height = receipt.height, msg = %msg, events = %events.join(","), "ledger transaction committed");
         Ok(receipt)
     }
 

@@ -83,6 +83,7 @@ codes! {
     ENotStackOwner = 306,
     ENodeAlreadyAttested = 307,
     ECommitmentMatches = 308,
+    ENotAMarketNode = 309,
     EOracleIsParticipant = 310,
     EInvalidParameter = 311,
     EArithmeticOverflow = 312,
@@ -117,7 +118,8 @@ impl MarketCode {
             | ENotAdmittedStorageNode
             | ENotStackOwner
             | EOracleIsParticipant
-            | ENodeNotWhitelistedForTask => Class::Forbidden,
+            | ENodeNotWhitelistedForTask
+            | ENotAMarketNode => Class::Forbidden,
             ETaskNotFound | EStackNotFound | ENodeNotFound => Class::NotFound,
             _ => Class::Refused,
         }

@@ -294,7 +294,7 @@ impl State {
         self.nodes_by_key
             .get(&ctx.sender_key())
             .copied()
-            .ok_or_else(|| MarketCode::ENodeNotFound.err("the signer is not a registered market node"))
+            .ok_or_else(|| MarketCode::ENotAMarketNode.err("the signer is not a registered market node"))
     }
 
     fn node_mut(&mut self, id: u64) -> Result<&mut Node, ContractError> {

@@ -421,7 +421,7 @@ fn only_a_requested_attester_whose_commitment_differs_may_dispute() {
     net.refused(seed_of(other), dispute.clone(), MarketCode::ENodeNotSelectedForAttestation);
     net.refused(seed_of(oracle), dispute.clone(), MarketCode::ENodeNotSelectedForAttestation);
     net.refused(seed_of(selected), dispute.clone(), MarketCode::ENodeNotSelectedForAttestation);
-    net.refused(STRANGER, dispute.clone(), MarketCode::ENodeNotFound);
+    net.refused(STRANGER, dispute.clone(), MarketCode::ENotAMarketNode);
     net.ok(seed_of(attester), dispute.clone());
     net.refused(seed_of(attester), dispute, MarketCode::EStackAlreadyInDispute);
 }
@@ -545,7 +545,7 @@ fn task_and_subscription_refusals_one_condition_at_a_time() {
     let n1 = net.node(N1, 0);
     let sub = |t: u64, p: u64| json!({"subscribe_node_to_task": {"task_small_id": t, "price_per_one_million_compute_units": p}});
     net.refused(N1, sub(99, 1), MarketCode::ETaskNotFound);
-    net.refused(STRANGER, sub(public, 1), MarketCode::ENodeNotFound);
+    net.refused(STRANGER, sub(public, 1), MarketCode::ENotAMarketNode);
     net.refused(N1, sub(high, 1), MarketCode::ENodeDoesNotMeetTaskRequirements);
     net.refused(N1, sub(private, 1), MarketCode::ENodeNotWhitelistedForTask);
     net.refused(N1, sub(public, 0), MarketCode::EInvalidPricePerComputeUnit);
