@@ -135,7 +135,7 @@ impl State {
 
     /// Moves `amount` from `from` to `to`; refuses (changing nothing) if `from` has less.
     pub fn transfer(&mut self, from: &str, to: &str, amount: u128) -> Result<(), ContractError> {
-        if amount == 0 || from == to {
+        if amount == 0 {
             return Ok(());
         }
         let have = self.balance(from);
@@ -144,6 +144,9 @@ impl State {
             have: have.to_string(),
             need: amount.to_string(),
         })?;
+        if from == to {
+            return Ok(()); // covered, and nothing moves
+        }
         // Credit first: if it overflowed, nothing has moved yet.
         self.credit(to, amount)?;
         if left == 0 {
@@ -245,6 +248,10 @@ mod tests {
         assert_eq!(s, before);
         assert!(s.execute(&b, ExecuteMsg::Transfer { to: "secret1nope".into(), amount: Uint128(1) }).is_err());
         assert!(s.execute(&b, ExecuteMsg::Transfer { to: a.address(), amount: Uint128(0) }).is_err());
+        // To oneself: still only what one has.
+        assert!(s.execute(&b, ExecuteMsg::Transfer { to: b.address(), amount: Uint128(41) }).is_err());
+        s.execute(&b, ExecuteMsg::Transfer { to: b.address(), amount: Uint128(40) }).expect("self");
+        assert_eq!(s.balance(&b.address()), 40);
         assert_eq!(s.total(), Some(100));
     }
 
