@@ -376,22 +376,15 @@ fn the_market_through_the_command_line_settles_disputes_and_replicates() {
         ],
         "msg.transfer",
     );
-    cli.refused(
-        &["market", "--key", "owner.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
-        "ENotAMarketNode (312012309)",
-    );
-    cli.refused(
-        &["market", "--key", "n1.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
-        "EStackNotFound (312012027)",
-    );
     // Refusals map to HTTP like the node's other errors: not the signer's to do, no such thing.
+    let claim_999 = r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#;
     cli.refused(
-        &["market", "--key", "owner.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
-        "403 forbidden",
+        &["market", "--key", "owner.key", "exec", claim_999],
+        "(403 forbidden): refused by the contract: ENotAMarketNode (312012309)",
     );
     cli.refused(
-        &["market", "--key", "n1.key", "exec", r#"{"claim_funds":{"settled_ticket_ids":[999]}}"#],
-        "404 not_found",
+        &["market", "--key", "n1.key", "exec", claim_999],
+        "(404 not_found): refused by the contract: EStackNotFound (312012027)",
     );
     cli.refused(
         &["market", "--key", "n1.key", "settle", "--stack", "1", "--units", "1", "--root", "nothex"],
