@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cli::Cli;
+use common::cli::{Cli, strs};
 use common::*;
 
 #[test]
@@ -180,8 +180,4 @@ fn admin_and_worker_commands_follow_the_contract_rules() {
     assert!(cli.ok(&["admin", "--key", "stranger.key", "query", "--json", &q]).contains("true"));
     let share = cli.ok(&["worker", "--key", "wallet.key", "share", "1", "--json"]);
     assert!(share.contains(r#""amount":"1000""#) && share.contains(r#""claimed":true"#), "{share}");
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cli::Cli;
+use common::cli::{Cli, strs};
 use common::*;
 use prag_proto::contracts::market::commitment::{merkle_root, request_leaf};
 use serde_json::Value;
@@ -53,6 +53,12 @@ fn ticket_epoch(cli: &Cli<'_>, stack: u64) -> u64 {
     v["ticket"]["dispute_settled_at_epoch"].as_u64().expect("ticket")
 }
 
+/// `prag market --key KEY stack buy --task T --units U --price P`.
+fn buy_args(key: &str, task: u64, units: u64, price: u64) -> Vec<String> {
+    let line = format!("market --key {key} stack buy --task {task} --units {units} --price {price}");
+    line.split(' ').map(String::from).collect()
+}
+
 struct Net<'a> {
     cli: Cli<'a>,
     owner: String,
@@ -80,19 +86,7 @@ impl Net<'_> {
 
     /// Buys a stack as the owner: (stack id, selected node id).
     fn buy(&self, task: u64, units: u64, price: u64) -> (u64, u64) {
-        let r = self.cli.json(&[
-            "market",
-            "--key",
-            "owner.key",
-            "stack",
-            "buy",
-            "--task",
-            &task.to_string(),
-            "--units",
-            &units.to_string(),
-            "--price",
-            &price.to_string(),
-        ]);
+        let r = self.cli.json(&strs(&buy_args("owner.key", task, units, price)));
         let e = event(&r, "StackCreatedEvent");
         (e["stack_small_id"].as_u64().expect("stack"), e["selected_node_id"].as_u64().expect("node"))
     }
@@ -324,38 +318,8 @@ fn the_market_through_the_command_line_settles_disputes_and_replicates() {
 
     // --- Refusals name Atoma's error; bad input changes nothing.
     let (height_before, hash_before) = state_hash(cli);
-    cli.refused(
-        &[
-            "market",
-            "--key",
-            "owner.key",
-            "stack",
-            "buy",
-            "--task",
-            &t.to_string(),
-            "--units",
-            "100000",
-            "--price",
-            "999999",
-        ],
-        "ENoNodesEligibleForTask (312012022)",
-    );
-    cli.refused(
-        &[
-            "market",
-            "--key",
-            "stranger.key",
-            "stack",
-            "buy",
-            "--task",
-            &t.to_string(),
-            "--units",
-            "1000",
-            "--price",
-            "1000000",
-        ],
-        "EInsufficientBalance (312012040)",
-    );
+    cli.refused(&strs(&buy_args("owner.key", t, 100_000, 999_999)), "ENoNodesEligibleForTask (312012022)");
+    cli.refused(&strs(&buy_args("stranger.key", t, 1_000, 1_000_000)), "EInsufficientBalance (312012040)");
     cli.refused(
         &[
             "market",

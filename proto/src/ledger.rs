@@ -343,18 +343,22 @@ impl LedgerState {
             ContractMsg::Rewards(m) => {
                 // Epochs are funded from the admin's balance and claimed into the wallet's.
                 let pool = bank::module_address(bank::accounts::REWARDS_POOL);
-                let moves = match &m {
-                    rewards::ExecuteMsg::FundEpoch { amount, .. } => Some((sender.address(), pool.clone(), amount.0)),
+                let funded = match &m {
+                    rewards::ExecuteMsg::FundEpoch { amount, .. } => Some(amount.0),
                     _ => None,
                 };
-                next.rewards.execute(env, &sender, m.clone())?;
-                if let rewards::ExecuteMsg::Claim { epoch } = &m {
-                    let wallet = sender.address();
-                    let amount = next.rewards.epochs.get(epoch).and_then(|e| e.shares.get(&wallet)).map(|s| s.amount.0);
-                    next.bank.transfer(&pool, &wallet, amount.unwrap_or(0))?;
+                let claimed = match &m {
+                    rewards::ExecuteMsg::Claim { epoch } => Some(*epoch),
+                    _ => None,
+                };
+                next.rewards.execute(env, &sender, m)?;
+                let wallet = sender.address();
+                if let Some(amount) = funded {
+                    next.bank.transfer(&wallet, &pool, amount)?;
                 }
-                if let Some((from, to, amount)) = moves {
-                    next.bank.transfer(&from, &to, amount)?;
+                if let Some(epoch) = claimed {
+                    let share = next.rewards.epochs.get(&epoch).and_then(|e| e.shares.get(&wallet));
+                    next.bank.transfer(&pool, &wallet, share.map_or(0, |s| s.amount.0))?;
                 }
                 None
             }

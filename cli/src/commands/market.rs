@@ -18,11 +18,11 @@ fn root_arg(text: &str) -> anyhow::Result<[u8; 32]> {
 
 impl Session {
     fn address(&self) -> String {
-        prag_proto::account::address(&k256::ecdsa::VerifyingKey::from(&self.key))
+        prag_node::account::address(&self.key)
     }
 
     fn public_key(&self) -> String {
-        prag_proto::account::public_key_hex(&k256::ecdsa::VerifyingKey::from(&self.key))
+        prag_proto::account::public_key_hex(self.key.verifying_key())
     }
 
     /// Prints a committed market transaction: one line per event, or the receipt as JSON.

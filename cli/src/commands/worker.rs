@@ -22,9 +22,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(args: &ClientArgs, json: bool) -> anyhow::Result<Self> {
-        let key = crate::connect::key(args)?;
+        Self::with_key(args, json, crate::connect::key(args)?, true)
+    }
+
+    fn with_key(args: &ClientArgs, json: bool, key: SigningKey, signer: bool) -> anyhow::Result<Self> {
         let client = NodeClient::new(&args.node, key.clone(), crate::connect::trust(args)?)?;
-        Ok(Session { client, key, rt: runtime()?, json, signer: true })
+        Ok(Session { client, key, rt: runtime()?, json, signer })
     }
 
     /// A session that may run without `--key`: queries are not signed, so a throwaway key stands
@@ -35,8 +38,7 @@ impl Session {
         }
         let key = SigningKey::from_slice(&prag_node::crypto::random_bytes::<32>()?)
             .map_err(|e| anyhow::anyhow!("cannot make a throwaway key: {e}"))?;
-        let client = NodeClient::new(&args.node, key.clone(), crate::connect::trust(args)?)?;
-        Ok(Session { client, key, rt: runtime()?, json, signer: false })
+        Self::with_key(args, json, key, false)
     }
 
     /// The `--key`, or why there is none.

@@ -53,3 +53,8 @@ impl Cli<'_> {
         )
     }
 }
+
+/// Borrows owned arguments for [`Cli::run`] and friends.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

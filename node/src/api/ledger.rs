@@ -30,7 +30,7 @@ const MAX_LEDGER_QUERY: usize = 64 * 1024;
     responses((status = 200, body = LedgerStatus))
 )]
 pub(crate) async fn status(State(node): State<Arc<Node>>) -> axum::Json<LedgerStatus> {
-    axum::Json(node.ledger().status())
+    axum::Json(node.ledger().status_with_hash())
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

@@ -65,6 +65,15 @@ pub(crate) struct Replicated {
 struct Snapshot {
     state: Arc<LedgerState>,
     status: LedgerStatus,
+    /// The state's hash, computed the first time someone asks at this height (it walks the
+    /// whole state: not on every append, not on every status read).
+    state_hash: std::sync::OnceLock<String>,
+}
+
+impl Snapshot {
+    fn new(log: &LedgerLog) -> Self {
+        Snapshot { state: Arc::clone(log.state()), status: log.status(), state_hash: std::sync::OnceLock::new() }
+    }
 }
 
 /// Shared between the service and its writer thread.
@@ -80,7 +89,7 @@ impl Published {
         if let Some(e) = new {
             self.entries.write().push(e);
         }
-        *self.snapshot.write() = Arc::new(Snapshot { state: Arc::clone(log.state()), status: log.status() });
+        *self.snapshot.write() = Arc::new(Snapshot::new(&log));
         self.heights.send_replace(log.height());
     }
 }
@@ -115,7 +124,7 @@ impl LedgerService {
         let opened = LedgerLog::open(data, admin_key, chain_id, genesis)?;
         let log = opened.log;
         let published = Arc::new(Published {
-            snapshot: RwLock::new(Arc::new(Snapshot { state: Arc::clone(log.state()), status: log.status() })),
+            snapshot: RwLock::new(Arc::new(Snapshot::new(&log))),
             entries: RwLock::new(opened.entries),
             heights: watch::Sender::new(log.height()),
         });
@@ -164,8 +173,18 @@ impl LedgerService {
         Arc::clone(&self.snapshot().state)
     }
 
+    /// The ledger's status; `state_hash` is left empty (see [`LedgerService::status_with_hash`]).
     pub fn status(&self) -> LedgerStatus {
         self.snapshot().status.clone()
+    }
+
+    /// The status with the state's hash, as `GET /v1/ledger/status` shows it: computed once per
+    /// height, on the first request.
+    pub fn status_with_hash(&self) -> LedgerStatus {
+        let snapshot = self.snapshot();
+        let mut status = snapshot.status.clone();
+        status.state_hash = snapshot.state_hash.get_or_init(|| snapshot.state.state_hash()).clone();
+        status
     }
 
     pub fn height(&self) -> u64 {

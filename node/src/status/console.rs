@@ -16,12 +16,10 @@ impl Status {
         let m = &s.metrics;
         let p = &c.console;
         let status = super::snapshot::with_live_counters(s, &c);
-        let now = crate::auth::unix_now();
-        let ledger = s.ledger.state();
         ConsoleFeed {
             api_version: API_VERSION,
-            time: now,
-            market: ledger.market.overview(&ledger.bank, now),
+            time: crate::auth::unix_now(),
+            market: p.market.clone(),
             peers: status.peers.clone(),
             status,
             latency: LatencySummary {

@@ -146,6 +146,8 @@ pub(crate) struct ConsoleParts {
     pub workers: Vec<WorkerView>,
     pub recent_txs: Vec<TxView>,
     pub epochs: Vec<EpochView>,
+    /// The Market screen's view (it walks every stack: once per rebuild, not per console tick).
+    pub market: prag_proto::contracts::market::MarketOverview,
 }
 
 impl ConsoleParts {
@@ -212,6 +214,13 @@ impl ConsoleParts {
             })
             .collect();
         recent_txs.reverse();
-        ConsoleParts { subscribers, api_keys: state.subscription.api_keys.len() as u64, workers, recent_txs, epochs }
+        ConsoleParts {
+            subscribers,
+            api_keys: state.subscription.api_keys.len() as u64,
+            workers,
+            recent_txs,
+            epochs,
+            market: state.market.overview(&state.bank, now),
+        }
     }
 }

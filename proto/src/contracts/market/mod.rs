@@ -63,6 +63,17 @@ pub struct Ctx<'a> {
     pub storage_node: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// Atoma's checks 5 and 6 of `try_settle_stack` (and 3 of an attestation): both 32 bytes.
+fn check_proof_and_leaf(proof: &str, leaf: &str) -> Result<(), ContractError> {
+    if commitment::parse32(proof).is_none() {
+        return Err(MarketCode::EInvalidCommittedStackProof.err("the proof must be 32 bytes of hex"));
+    }
+    if commitment::parse32(leaf).is_none() {
+        return Err(MarketCode::EInvalidStackMerkleLeaf.err("the leaf must be 32 bytes of hex"));
+    }
+    Ok(())
+}
+
 impl Ctx<'_> {
     fn sender_key(&self) -> String {
         self.sender.public_key_hex()
@@ -313,7 +324,7 @@ impl State {
         self.stacks.get(&id).ok_or_else(|| MarketCode::EStackNotFound.err(format!("stack {id}")))
     }
 
-    /// Moves reputation by `delta`, within 0..=100.
+    /// Raises (`gain`) or lowers reputation by `amount`, within 0..=100.
     fn adjust_reputation(&mut self, id: u64, gain: bool, amount: u8) {
         if let Some(n) = self.nodes.get_mut(&id) {
             n.reputation_score = if gain {
@@ -324,7 +335,8 @@ impl State {
         }
     }
 
-    /// Invariant checks used by tests and the ledger's self-check: the collateral account holds
+    /// The market's books against the bank (the property test runs it after every step): the
+    /// collateral account holds
     /// every node's collateral, the escrow account every live stack's escrow, and the fee
     /// treasury at least what nodes may withdraw.
     pub fn accounts_balance(&self, bank: &bank::State) -> Result<(), String> {

@@ -156,7 +156,15 @@ impl State {
             })
             .collect();
         let live = |s: &&Stack| matches!(s.status, StackStatus::Open | StackStatus::Settling | StackStatus::Disputed);
-        let count = |st: StackStatus| self.stacks.values().filter(|s| s.status == st).count() as u64;
+        let (mut open, mut settling, mut disputed) = (0, 0, 0);
+        for s in self.stacks.values() {
+            match s.status {
+                StackStatus::Open => open += 1,
+                StackStatus::Settling => settling += 1,
+                StackStatus::Disputed => disputed += 1,
+                _ => {}
+            }
+        }
         MarketOverview {
             epoch: self.epoch_at(time),
             tasks,
@@ -176,9 +184,9 @@ impl State {
                     status: status_name(s.status).into(),
                 })
                 .collect(),
-            open_stacks: count(StackStatus::Open),
-            settling_stacks: count(StackStatus::Settling),
-            disputed_stacks: count(StackStatus::Disputed),
+            open_stacks: open,
+            settling_stacks: settling,
+            disputed_stacks: disputed,
             recent: self.recent_events.iter().rev().filter_map(money_line).take(20).collect(),
             escrow: Uint128(bank.module_balance(accounts::MARKET_ESCROW)),
             collateral: Uint128(bank.module_balance(accounts::MARKET_COLLATERAL)),

@@ -118,12 +118,7 @@ impl State {
         if !self.tickets.contains_key(&stack_id) {
             return Err(MarketCode::EStackNotInSettlementDispute.err(format!("stack {stack_id} has no ticket")));
         }
-        if parse32(proof).is_none() {
-            return Err(MarketCode::EInvalidCommittedStackProof.err("the proof must be 32 bytes of hex"));
-        }
-        if parse32(leaf).is_none() {
-            return Err(MarketCode::EInvalidStackMerkleLeaf.err("the leaf must be 32 bytes of hex"));
-        }
+        super::check_proof_and_leaf(proof, leaf)?;
         let (caller, i) = self.attester_checks(ctx, now, stack_id)?;
         let t = self.ticket_mut(stack_id)?;
         t.commitments.insert(caller, proof.to_string());
@@ -437,11 +432,9 @@ impl State {
     pub(super) fn pay_out_ticket(
         &mut self,
         ctx: &mut Ctx<'_>,
-        now: u64,
         stack_id: u64,
         events: &mut Vec<Event>,
     ) -> Result<u128, ContractError> {
-        let _ = now;
         let stack = self.stack(stack_id)?.clone();
         let ticket = self
             .tickets
@@ -514,7 +507,7 @@ impl State {
                     MarketCode::EStackAlreadyClaimed.err(format!("stack {id} is {:?}", self.stack(*id)?.status))
                 );
             }
-            self.pay_out_ticket(ctx, now, *id, events)?;
+            self.pay_out_ticket(ctx, *id, events)?;
         }
         self.withdraw_fees(ctx, caller, now, events)
     }

@@ -1,7 +1,6 @@
 //! Stacks: purchase (node sampling, escrow), `try_settle_stack` (attester sampling), and the
 //! owner's reclaim after the deadline.
 
-use super::commitment::parse32;
 use super::error::{MarketCode, overflow};
 use super::fees;
 use super::nodes::insufficient;
@@ -141,12 +140,7 @@ impl State {
         if self.tickets.contains_key(&stack_id) {
             return Err(MarketCode::EStackInSettlementDispute.err(format!("stack {stack_id} already has a ticket")));
         }
-        if parse32(proof).is_none() {
-            return Err(MarketCode::EInvalidCommittedStackProof.err("the proof must be 32 bytes of hex"));
-        }
-        if parse32(leaf).is_none() {
-            return Err(MarketCode::EInvalidStackMerkleLeaf.err("the leaf must be 32 bytes of hex"));
-        }
+        super::check_proof_and_leaf(proof, leaf)?;
         if stack.status != StackStatus::Open {
             return Err(MarketCode::EStackAlreadyClaimed.err(format!("stack {stack_id} is {:?}", stack.status)));
         }
@@ -248,7 +242,7 @@ impl State {
                 if now <= by {
                     return Err(not_yet(by));
                 }
-                self.pay_out_ticket(ctx, now, stack_id, events).map(|_| ())
+                self.pay_out_ticket(ctx, stack_id, events).map(|_| ())
             }
             (StackStatus::Disputed, Some(t)) => {
                 let by = t.dispute_settled_at_epoch.saturating_add(grace);
