@@ -76,6 +76,20 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     c.server.max_connections = args.max_connections;
     c.server.header_timeout = Duration::from_secs(args.header_timeout);
     c.janitor_exe = std::env::current_exe().ok();
+    if !(100..=3_600_000).contains(&args.market_interval_ms) {
+        anyhow::bail!("--market-interval-ms {} must be between 100 and 3600000", args.market_interval_ms);
+    }
+    c.market.interval = std::time::Duration::from_millis(args.market_interval_ms);
+    #[cfg(feature = "fault-injection")]
+    {
+        let Some(kind) = args.inject_fault else {
+            anyhow::bail!(
+                "this binary was built with fault injection (for tests): it starts a node only with an explicit \
+                 --inject-fault KIND; run the release `prag` for a real node"
+            );
+        };
+        c.market.fault = crate::fault::hook(kind);
+    }
     c.validate()?;
     Ok(c)
 }

@@ -22,21 +22,8 @@ fn questions() -> Vec<&'static str> {
 
 /// `prag storage identity` for a data directory: (peer id, storage key, dev report).
 fn identity(data: &Path) -> (String, String, String) {
-    let report = data.with_extension("report");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prag"))
-        .args(["storage", "identity", "--data"])
-        .arg(data)
-        .arg("--dev-report")
-        .arg(&report)
-        .output()
-        .expect("prag storage identity");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity json");
-    (
-        v["peer_id"].as_str().unwrap().to_string(),
-        v["signing_key"].as_str().unwrap().to_string(),
-        std::fs::read_to_string(report).expect("report"),
-    )
+    let (v, report) = cli_storage_identity(data);
+    (v["peer_id"].as_str().unwrap().to_string(), v["signing_key"].as_str().unwrap().to_string(), report)
 }
 
 fn admin_file(dir: &Path) -> PathBuf {

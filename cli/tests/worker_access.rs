@@ -143,6 +143,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
         k: 3,
         subscriber: vk(subscriber),
         api_key: api_key.map(str::to_string),
+        stack: None,
     };
     let ask = |worker: &SigningKey, q: &WorkerQuery, aud: &str| -> Result<WorkerAnswer, String> {
         rt.block_on(node.client(worker).worker_query(aud, q)).map_err(|e| format!("{e:#}"))
@@ -184,6 +185,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
         audience: audience.clone(),
         request_id: "req-raw-1".into(),
         ephemeral_public_key: ephemeral.public_hex(),
+        stack: None,
     })
     .expect("json");
     let now = prag_node::unix_now();

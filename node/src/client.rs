@@ -302,6 +302,8 @@ pub struct WorkerQuery {
     /// Hex public key of the subscriber the worker acts for.
     pub subscriber: String,
     pub api_key: Option<String>,
+    /// The market stack that pays (see `WorkerQueryRequest::stack`).
+    pub stack: Option<u64>,
 }
 
 impl NodeClient {
@@ -325,6 +327,7 @@ impl NodeClient {
             audience: audience.to_string(),
             request_id: request_id.clone(),
             ephemeral_public_key: ephemeral.public_hex(),
+            stack: q.stack,
         };
         let sealed: prag_proto::api::SealedAnswer = self.post("/v1/worker/query", &req).await?;
         let plain = ephemeral

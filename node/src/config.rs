@@ -35,6 +35,32 @@ pub struct NodeConfig {
     /// The `prag` binary to run `prag internal-janitor` with, which removes the embedded index's
     /// plain files if this process dies without doing so (SIGKILL, abort). None: no janitor.
     pub janitor_exe: Option<PathBuf>,
+    /// This node's market duties (settlement, claims, attestation).
+    pub market: MarketConfig,
+}
+
+/// This node's market duties.
+#[derive(Clone)]
+pub struct MarketConfig {
+    /// How often it looks for stacks to settle, tickets to claim and logs to attest.
+    pub interval: Duration,
+    /// Tests only (the `prag-faulty` binary): what this node does wrong to paid answers.
+    pub fault: Option<std::sync::Arc<dyn crate::fault::AnswerFault>>,
+}
+
+impl std::fmt::Debug for MarketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketConfig")
+            .field("interval", &self.interval)
+            .field("fault", &self.fault.as_ref().map(|x| x.name().to_string()))
+            .finish()
+    }
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        MarketConfig { interval: Duration::from_secs(2), fault: None }
+    }
 }
 
 /// What a new ledger's genesis holds besides its admin and chain id (read only when this node
@@ -267,6 +293,7 @@ impl NodeConfig {
             },
             server: ServerConfig::default(),
             janitor_exe: None,
+            market: MarketConfig::default(),
         }
     }
 

@@ -48,6 +48,8 @@ pub enum Purpose {
     CollectionKey,
     /// Questions and answers of a search one node asks of another, sealed under the collection key.
     RemoteSearch,
+    /// A market stack's request log (`market/stacks/`).
+    StackLog,
 }
 
 impl Purpose {
@@ -63,6 +65,7 @@ impl Purpose {
             Purpose::Grants => b"grants",
             Purpose::CollectionKey => b"collection-key",
             Purpose::RemoteSearch => b"remote-search",
+            Purpose::StackLog => b"stack-log",
         }
     }
 }

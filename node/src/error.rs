@@ -53,6 +53,22 @@ pub enum ErrorKind {
     Conflict,
     TooLarge,
 
+    // Answers paid from a market stack.
+    /// This node is not registered in the compute market.
+    NotMarketNode,
+    UnknownStack,
+    /// The stack went to another node.
+    StackNotSelected,
+    /// The stack belongs to someone other than the subscriber the worker acts for.
+    StackNotOwned,
+    /// The stack is settling, settled, or past its deadline.
+    StackClosed,
+    /// The stack has fewer units left than the answer costs.
+    StackExhausted,
+    /// This node does not hold every shard of the collection, so it cannot answer from a whole
+    /// snapshot.
+    SnapshotIncomplete,
+
     // Limits.
     /// A per-key limit (collections, bytes in flight).
     Quota,
@@ -102,6 +118,13 @@ impl ErrorKind {
         ErrorKind::UnknownCollection,
         ErrorKind::Conflict,
         ErrorKind::TooLarge,
+        ErrorKind::NotMarketNode,
+        ErrorKind::UnknownStack,
+        ErrorKind::StackNotSelected,
+        ErrorKind::StackNotOwned,
+        ErrorKind::StackClosed,
+        ErrorKind::StackExhausted,
+        ErrorKind::SnapshotIncomplete,
         ErrorKind::Quota,
         ErrorKind::Busy,
         ErrorKind::Timeout,
@@ -138,6 +161,13 @@ impl ErrorKind {
             UnknownCollection => (404, "unknown_collection"),
             Conflict => (409, "conflict"),
             TooLarge => (413, "too_large"),
+            NotMarketNode => (409, "not_market_node"),
+            UnknownStack => (404, "unknown_stack"),
+            StackNotSelected => (403, "stack_not_selected"),
+            StackNotOwned => (403, "stack_not_owned"),
+            StackClosed => (409, "stack_closed"),
+            StackExhausted => (402, "stack_exhausted"),
+            SnapshotIncomplete => (503, "snapshot_incomplete"),
             Quota => (429, "quota"),
             Busy => (503, "busy"),
             Timeout => (408, "timeout"),

@@ -51,6 +51,7 @@ pub struct Node {
     ingest: Ingest,
     retrieval: Arc<Retrieval>,
     access: Arc<Access>,
+    market: Arc<crate::market::Market>,
     ledger: LedgerService,
     net: Net,
     status: Arc<Status>,
@@ -193,6 +194,17 @@ impl Node {
         for c in collections.all() {
             ingest.optimize(&c);
         }
+        let market = Arc::new(crate::market::Market::new(crate::market::MarketParts {
+            identity: Arc::clone(&identity),
+            ledger: ledger.clone(),
+            collections: Arc::clone(&collections),
+            network: Arc::clone(&network),
+            embedder: embedder.clone(),
+            logs: crate::market::StackLogs::open(data.join("market").join("stacks"), Arc::clone(&master))?,
+            fault: config.market.fault.clone(),
+        }));
+        network.serve_stack_logs(Arc::clone(&market) as Arc<dyn crate::cluster::StackLogSource>);
+        tasks.spawn(crate::market::run_agent(Arc::clone(&market), config.market.interval, tasks.token()));
         let retrieval = Arc::new(Retrieval::new(
             embedder.clone(),
             Arc::clone(&collections),
@@ -208,6 +220,7 @@ impl Node {
             metrics: Arc::clone(&metrics),
             node_id: node_id.clone(),
             operators: config.access.operators.clone(),
+            market: Arc::clone(&market),
         }));
         access.log_worker_verdicts("at start");
         tasks.spawn(policy_watch(Arc::clone(&access), config.access.policy_poll, tasks.token()));
@@ -245,6 +258,7 @@ impl Node {
             ingest,
             retrieval,
             access,
+            market,
             ledger,
             net,
             status,
@@ -286,6 +300,10 @@ impl Node {
 
     pub fn retrieval(&self) -> &Retrieval {
         &self.retrieval
+    }
+
+    pub fn market(&self) -> &crate::market::Market {
+        &self.market
     }
 
     pub fn access(&self) -> &Access {

@@ -102,6 +102,7 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
         audience: node.node.node_id().to_string(),
         request_id: "r1".into(),
         ephemeral_public_key: hex::encode([7u8; 32]),
+        stack: None,
     };
     let r: Result<serde_json::Value, _> = sc.post("/v1/worker/query", &worker).await;
     assert_eq!(refusal(r), (403, "unregistered_worker".into()));

@@ -38,6 +38,10 @@ pub struct CollectionInfo {
     /// Points in the vector index, and how many of them are in its HNSW graph.
     pub total_points: u64,
     pub indexed_points: u64,
+    /// The committed snapshot root of what this node holds of the collection (hex; see
+    /// "Verifiable retrieval"), once the status has computed it for the current content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_root: Option<String>,
 }
 
 /// One source file. `content_base64` holds its raw bytes; the node extracts text by `path`'s
@@ -246,6 +250,10 @@ pub struct ShardView {
     pub documents_here: u64,
     /// Holders ≥ the replica count (or ≥ the admitted nodes, when there are fewer).
     pub healthy: bool,
+    /// When this node holds the whole shard: the root of its committed snapshot (hex), the same
+    /// on every replica holding the same documents, changing exactly when they change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_root: Option<String>,
 }
 
 /// How this node judges workers' attestation reports.
@@ -318,6 +326,11 @@ pub struct WorkerQueryRequest {
     pub request_id: String,
     /// Hex of the worker's fresh X25519 public key for this request: the answer is sealed to it.
     pub ephemeral_public_key: String,
+    /// The market stack that pays for this answer: the node serves it only as the stack's
+    /// selected node, for the stack's owner, while it is open and has units left, and signs a
+    /// receipt for it. Without one, the subscription pays (as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<u64>,
 }
 
 /// The answer to a worker: [`WorkerAnswer`] JSON sealed to the request's ephemeral key
@@ -348,6 +361,9 @@ pub struct WorkerAnswer {
     pub partial: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_shards: Vec<u32>,
+    /// For a stack-paid answer: the node's signed receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::verifiable::Receipt>,
 }
 
 /// One line of a node's audit log (no request text, no keys).

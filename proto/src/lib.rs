@@ -9,3 +9,4 @@ pub mod api;
 pub mod auth;
 pub mod contracts;
 pub mod ledger;
+pub mod verifiable;

@@ -26,15 +26,22 @@ pub struct NodeProcess {
     pub data: PathBuf,
     pub log: PathBuf,
     extra: Vec<String>,
+    exe: PathBuf,
 }
 
 impl NodeProcess {
     pub fn start(data: &Path, extra: &[&str]) -> NodeProcess {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::spawn(data, extra)
+        Self::spawn(&prag_exe(), data, extra)
     }
 
-    fn spawn(data: &Path, extra: Vec<String>) -> NodeProcess {
+    /// [`NodeProcess::start`] with another build of `prag` (the fault-injection one).
+    pub fn start_exe(exe: &Path, data: &Path, extra: &[&str]) -> NodeProcess {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(exe, data, extra)
+    }
+
+    fn spawn(exe: &Path, data: &Path, extra: Vec<String>) -> NodeProcess {
         let port = crate::free_port();
         // Tests run on machines without a TEE: nodes present development reports (and clients are
         // told to accept them), unless a test chooses the mode. key(99) reads detailed status.
@@ -46,7 +53,7 @@ impl NodeProcess {
         let url = format!("http://127.0.0.1:{port}");
         let log = data.with_extension(format!("log{port}"));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(prag_exe())
+        let child = Command::new(exe)
             .args(["node", "--data"])
             .arg(data)
             .args(["--api", &format!("127.0.0.1:{port}"), "--model"])
@@ -59,7 +66,7 @@ impl NodeProcess {
             .stderr(log_file)
             .spawn()
             .expect("spawn prag node");
-        let mut node = NodeProcess { child, url, data: data.to_path_buf(), log, extra };
+        let mut node = NodeProcess { child, url, data: data.to_path_buf(), log, extra, exe: exe.to_path_buf() };
         node.wait_ready();
         node
     }
@@ -91,7 +98,7 @@ impl NodeProcess {
     /// SIGKILL, then start again on the same data directory.
     pub fn restart(&mut self) {
         self.kill();
-        let next = Self::spawn(&self.data.clone(), self.extra.clone());
+        let next = Self::spawn(&self.exe.clone(), &self.data.clone(), self.extra.clone());
         *self = next;
     }
 

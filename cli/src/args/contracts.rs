@@ -163,6 +163,16 @@ pub enum WorkerCommand {
         /// Number of chunks to return (1-100).
         #[arg(short = 'k', long, default_value_t = 5)]
         k: usize,
+        /// Pay from this market stack (the subscriber's; the node must be its selected node).
+        /// The answer then comes with the node's signed receipt.
+        #[arg(long)]
+        stack: Option<u64>,
+        /// Write the node's receipt here (JSON), for `prag receipt verify`.
+        #[arg(long, value_name = "FILE", requires = "stack")]
+        receipt_out: Option<std::path::PathBuf>,
+        /// Write the answer here (JSON), for `prag receipt verify --answer`.
+        #[arg(long, value_name = "FILE")]
+        answer_out: Option<std::path::PathBuf>,
         /// The question (words are joined with spaces).
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,

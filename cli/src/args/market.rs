@@ -10,6 +10,11 @@ pub struct MarketArgs {
     pub client: ClientArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Have the node at --node sign the message with its own storage key (its market identity)
+    /// instead of signing it with --key; --key must be one of that node's operators. For the
+    /// messages a node sends about itself: node register/disable, subscribe, claim, withdraw.
+    #[arg(long, global = true)]
+    pub via_node: bool,
     #[command(subcommand)]
     pub command: MarketCommand,
 }
@@ -220,4 +225,12 @@ pub enum StackCommand {
     },
     /// Take back an abandoned stack's escrow after its deadline (owner).
     Reclaim { id: u64 },
+    /// Ask the stack's serving node (--node) to settle it now from its request log (owner).
+    Settle { id: u64 },
+    /// The Merkle inclusion proof of one answer of a stack, from its serving node (--node).
+    Proof {
+        id: u64,
+        /// The answer's index in the stack (its receipt's `index`).
+        index: u64,
+    },
 }

@@ -59,6 +59,10 @@ pub enum Command {
     /// The compute market (Atoma's contract) and the bank: balances, nodes with collateral,
     /// tasks, stacks, settlement, disputes, claims.
     Market(MarketArgs),
+    /// Receipts of stack-paid answers: check one offline, and (with --node) its inclusion in the
+    /// stack's settled root.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
     /// The operator console: a full-screen dashboard of one or more nodes (runs `prag-console`,
     /// installed beside `prag`; `prag console --help` lists its flags).
     #[command(disable_help_flag = true)]
@@ -108,6 +112,30 @@ pub struct ClientArgs {
     /// no environment variable, so that it is never on by accident.
     #[arg(long = "allow-dev-node", global = true)]
     pub allow_dev_node: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check a receipt: its format, its leaf, its signature; with --answer, that it is that
+    /// answer's; with --node-key, that the node's registered key signed it; with --node, the
+    /// node's market registration and, once the stack settled, the answer's Merkle inclusion in
+    /// the root the node committed on the ledger. Exits 1 with the reason when a check fails.
+    Verify {
+        /// The receipt (JSON, as `prag worker query --receipt-out` wrote it).
+        receipt: PathBuf,
+        /// The answer it came with (JSON, as `prag worker query --answer-out` wrote it).
+        #[arg(long, value_name = "FILE")]
+        answer: Option<PathBuf>,
+        /// The node's registered storage key (hex), checked offline.
+        #[arg(long, value_name = "HEX")]
+        node_key: Option<String>,
+        /// A node to read the market from and to ask for the inclusion proof (the serving node).
+        #[arg(long = "node", env = "PRAG_NODE", value_name = "URL")]
+        node: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How to print results. Global: accepted before or after the subcommand.

@@ -58,6 +58,15 @@ pub struct NodeArgs {
     /// deadlines count in epochs; Sui's are about a day).
     #[arg(long, env = "PRAG_MARKET_EPOCH_SECS", default_value_t = 86_400, value_name = "SECS")]
     pub market_epoch_secs: u64,
+    /// How often the node looks for its stacks to settle, its tickets to claim and the stacks it
+    /// was asked to attest, in milliseconds.
+    #[arg(long, env = "PRAG_MARKET_INTERVAL_MS", default_value_t = 2000, value_name = "MS")]
+    pub market_interval_ms: u64,
+    /// Tests only (this flag exists in the `prag-faulty` build alone, which refuses to start
+    /// without it): what the node does wrong to the answers it is paid for.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_enum)]
+    pub inject_fault: Option<crate::fault::FaultKind>,
     /// Which workers' attestation reports to accept: `hardware` (TDX and SEV-SNP only) or `dev`
     /// (development reports too, for machines without a TEE: proves nothing, never for real data).
     #[arg(long, env = "PRAG_ATTESTATION", default_value = "hardware")]

@@ -43,6 +43,15 @@ impl Session {
         Ok(())
     }
 
+    /// Sends a market message: signed by --key, or (with --via-node) by the node itself.
+    fn send(&self, msg: Value) -> anyhow::Result<Receipt> {
+        if !self.via_node {
+            return self.exec(msg);
+        }
+        self.require_key()?;
+        Ok(self.rt.block_on(self.client.post("/v1/operator/market", &json!({ "msg": msg })))?)
+    }
+
     /// The stack and its ticket, as `get_stack` answers.
     fn stack_info(&self, id: u64) -> anyhow::Result<Value> {
         self.query(json!({"get_stack": {"stack_small_id": id}}))
@@ -53,10 +62,11 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
     if let MarketCommand::Commitment { leaves, extra_nodes } = &args.command {
         return commitment_offline(leaves, *extra_nodes, args.output.json);
     }
-    let s = Session::maybe_signed(&args.client, args.output.json)?;
+    let mut s = Session::maybe_signed(&args.client, args.output.json)?;
+    s.via_node = args.via_node;
     match args.command {
         MarketCommand::Exec { msg } => {
-            let r = s.exec(parse_json_arg("MSG", &msg)?)?;
+            let r = s.send(parse_json_arg("MSG", &msg)?)?;
             s.report_events("transaction", &r)
         }
         MarketCommand::Query { query } => s.print(&s.query(parse_json_arg("QUERY", &query)?)?),
@@ -81,11 +91,11 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
             Ok(())
         }
         MarketCommand::Transfer { to, amount } => {
-            let r = s.exec(json!({"transfer": {"to": to, "amount": amount.to_string()}}))?;
+            let r = s.send(json!({"transfer": {"to": to, "amount": amount.to_string()}}))?;
             s.report_events("transferred", &r)
         }
         MarketCommand::Mint { to, amount } => {
-            let r = s.exec(json!({"mint": {"to": to, "amount": amount.to_string()}}))?;
+            let r = s.send(json!({"mint": {"to": to, "amount": amount.to_string()}}))?;
             s.report_events("minted", &r)
         }
         MarketCommand::Supply => s.print(&s.query(json!({"supply": {}}))?),
@@ -94,11 +104,11 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
         MarketCommand::Task(cmd) => task(&s, cmd),
         MarketCommand::Subscribe { task, price, update } => {
             let name = if update { "update_node_subscription" } else { "subscribe_node_to_task" };
-            let r = s.exec(json!({ name: {"task_small_id": task, "price_per_one_million_compute_units": price}}))?;
+            let r = s.send(json!({ name: {"task_small_id": task, "price_per_one_million_compute_units": price}}))?;
             s.report_events("subscribed", &r)
         }
         MarketCommand::Unsubscribe { task } => {
-            let r = s.exec(json!({"unsubscribe_node_from_task": {"task_small_id": task}}))?;
+            let r = s.send(json!({"unsubscribe_node_from_task": {"task_small_id": task}}))?;
             s.report_events("unsubscribed", &r)
         }
         MarketCommand::Stack(cmd) => stack(&s, cmd),
@@ -107,7 +117,7 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
             let info = s.stack_info(stack)?;
             let k = info["stack"]["cross_validation_extra_nodes_count"].as_u64().unwrap_or(1);
             let k = u8::try_from(k).context("the stack's extra-nodes count does not fit a slot index")?;
-            let r = s.exec(json!({"try_settle_stack": {
+            let r = s.send(json!({"try_settle_stack": {
                 "stack_small_id": stack, "num_claimed_compute_units": units,
                 "committed_stack_proof": hex::encode(commitment::stack_proof(&root, k)),
                 "stack_merkle_leaf": hex::encode(commitment::slot(0, &root)),
@@ -118,7 +128,7 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
         MarketCommand::Dispute { stack, root } => attest(&s, stack, &root, true),
         MarketCommand::Resolve { stack, root } => {
             let root = root_arg(&root)?;
-            let r = s.exec(json!({"settle_dispute": {"stack_small_id": stack, "stack_root": hex::encode(root)}}))?;
+            let r = s.send(json!({"settle_dispute": {"stack_small_id": stack, "stack_root": hex::encode(root)}}))?;
             s.report_events("dispute resolved", &r)
         }
         MarketCommand::Claim { stacks, units } => {
@@ -130,7 +140,7 @@ pub fn run(args: MarketArgs) -> anyhow::Result<()> {
                 }
                 json!({"claim_funds_for_stacks": {"stack_small_ids": stacks, "num_compute_units_per_stack_to_claim": units}})
             };
-            let r = s.exec(msg)?;
+            let r = s.send(msg)?;
             s.report_events("claimed", &r)
         }
         MarketCommand::Commitment { leaves, extra_nodes } => commitment_offline(&leaves, extra_nodes, s.json),
@@ -161,7 +171,7 @@ fn attest(s: &Session, stack: u64, root: &str, dispute: bool) -> anyhow::Result<
         json!({"submit_stack_settlement_attestation": {"stack_small_id": stack,
             "committed_stack_proof": proof, "stack_merkle_leaf": hex::encode(commitment::slot(slot, &root))}})
     };
-    let r = s.exec(msg)?;
+    let r = s.send(msg)?;
     s.report_events(if dispute { "dispute opened" } else { "attested" }, &r)
 }
 
@@ -187,7 +197,7 @@ pub fn commitment_offline(leaves: &std::path::Path, extra_nodes: u8, json_out: b
 fn node(s: &Session, cmd: MarketNodeCommand) -> anyhow::Result<()> {
     match cmd {
         MarketNodeCommand::Register { collateral } => {
-            let r = s.exec(json!({"register_node": {"collateral": collateral.to_string()}}))?;
+            let r = s.send(json!({"register_node": {"collateral": collateral.to_string()}}))?;
             s.report_events("market node registered", &r)
         }
         MarketNodeCommand::Show { id } => {
@@ -202,15 +212,15 @@ fn node(s: &Session, cmd: MarketNodeCommand) -> anyhow::Result<()> {
         }
         MarketNodeCommand::List => s.print(&s.query(json!({"get_nodes": {}}))?),
         MarketNodeCommand::Disable => {
-            let r = s.exec(json!({"permanently_disable_node": {}}))?;
+            let r = s.send(json!({"permanently_disable_node": {}}))?;
             s.report_events("node disabled", &r)
         }
         MarketNodeCommand::Destroy => {
-            let r = s.exec(json!({"destroy_disabled_node": {}}))?;
+            let r = s.send(json!({"destroy_disabled_node": {}}))?;
             s.report_events("node destroyed", &r)
         }
         MarketNodeCommand::Withdraw => {
-            let r = s.exec(json!({"withdraw_fees": {}}))?;
+            let r = s.send(json!({"withdraw_fees": {}}))?;
             s.report_events("fees withdrawn", &r)
         }
     }
@@ -230,25 +240,25 @@ fn task(s: &Session, cmd: TaskCommand) -> anyhow::Result<()> {
             if let Some(m) = min_reputation {
                 fields["minimum_reputation_score"] = json!(m);
             }
-            let r = s.exec(json!({ "create_task": fields }))?;
+            let r = s.send(json!({ "create_task": fields }))?;
             s.report_events("task created", &r)
         }
         TaskCommand::List => s.print(&s.query(json!({"get_tasks": {}}))?),
         TaskCommand::Show { id } => s.print(&s.query(json!({"get_task": {"task_small_id": id}}))?),
         TaskCommand::Deprecate { id } => {
-            let r = s.exec(json!({"deprecate_task": {"task_small_id": id}}))?;
+            let r = s.send(json!({"deprecate_task": {"task_small_id": id}}))?;
             s.report_events("task deprecated", &r)
         }
         TaskCommand::Remove { id } => {
-            let r = s.exec(json!({"remove_deprecated_task": {"task_small_id": id}}))?;
+            let r = s.send(json!({"remove_deprecated_task": {"task_small_id": id}}))?;
             s.report_events("task removed", &r)
         }
         TaskCommand::Whitelist { id, nodes } => {
-            let r = s.exec(json!({"whitelist_nodes_for_task": {"task_small_id": id, "nodes": nodes}}))?;
+            let r = s.send(json!({"whitelist_nodes_for_task": {"task_small_id": id, "nodes": nodes}}))?;
             s.report_events("nodes whitelisted", &r)
         }
         TaskCommand::AddOracle { id, node_id } => {
-            let r = s.exec(json!({"add_task_oracle": {"task_small_id": id, "node_small_id": node_id}}))?;
+            let r = s.send(json!({"add_task_oracle": {"task_small_id": id, "node_small_id": node_id}}))?;
             s.report_events("oracle appointed", &r)
         }
     }
@@ -257,7 +267,7 @@ fn task(s: &Session, cmd: TaskCommand) -> anyhow::Result<()> {
 fn stack(s: &Session, cmd: StackCommand) -> anyhow::Result<()> {
     match cmd {
         StackCommand::Buy { task, units, price } => {
-            let r = s.exec(
+            let r = s.send(
                 json!({"acquire_new_stack": {"task_small_id": task, "num_compute_units": units, "price": price}}),
             )?;
             s.report_events("stack bought", &r)
@@ -272,8 +282,18 @@ fn stack(s: &Session, cmd: StackCommand) -> anyhow::Result<()> {
             };
             s.print(&s.query(q)?)
         }
+        StackCommand::Settle { id } => {
+            s.require_key()?;
+            let r: Receipt = s.rt.block_on(s.client.post(&format!("/v1/market/stacks/{id}/settle"), &json!({})))?;
+            s.report_events("settlement committed", &r)
+        }
+        StackCommand::Proof { id, index } => {
+            let p: prag_proto::verifiable::InclusionProof =
+                s.rt.block_on(s.client.public::<(), _>("GET", &format!("/v1/market/stacks/{id}/proof/{index}"), None))?;
+            crate::output::json(&p)
+        }
         StackCommand::Reclaim { id } => {
-            let r = s.exec(json!({"reclaim_stack": {"stack_small_id": id}}))?;
+            let r = s.send(json!({"reclaim_stack": {"stack_small_id": id}}))?;
             s.report_events("stack reclaimed", &r)
         }
     }

@@ -18,6 +18,7 @@ pub fn run(cmd: StorageCommand) -> anyhow::Result<()> {
                 "peer_id": peer_id,
                 "worker_type": STORAGE_WORKER_TYPE,
                 "signing_key": identity.signing_key_hex(),
+                "address": prag_proto::account::address(&k256::ecdsa::VerifyingKey::from(identity.signing_key())),
                 "hpke_public": identity.hpke_public_hex(),
                 "register": format!(
                     "prag admin register-worker --ip {peer_id} --type {STORAGE_WORKER_TYPE} --signing-key {} --wallet WALLET --report REPORT_FILE",

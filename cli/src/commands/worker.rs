@@ -18,6 +18,8 @@ pub struct Session {
     pub json: bool,
     /// Whether `key` is the user's `--key` (false: a throwaway key, for queries only).
     signer: bool,
+    /// `prag market --via-node`: the node signs market messages, not --key.
+    pub via_node: bool,
 }
 
 impl Session {
@@ -27,7 +29,7 @@ impl Session {
 
     fn with_key(args: &ClientArgs, json: bool, key: SigningKey, signer: bool) -> anyhow::Result<Self> {
         let client = NodeClient::new(&args.node, key.clone(), crate::connect::trust(args)?)?;
-        Ok(Session { client, key, rt: runtime()?, json, signer })
+        Ok(Session { client, key, rt: runtime()?, json, signer, via_node: false })
     }
 
     /// A session that may run without `--key`: queries are not signed, so a throwaway key stands
@@ -84,12 +86,28 @@ pub fn parse_json_arg(what: &str, text: &str) -> anyhow::Result<Value> {
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let s = Session::new(&args.client, args.output.json)?;
     match args.command {
-        WorkerCommand::Query { collection, for_subscriber, api_key, k, text } => {
-            let q = prag_node::WorkerQuery { collection, text: text.join(" "), k, subscriber: for_subscriber, api_key };
+        WorkerCommand::Query { collection, for_subscriber, api_key, k, stack, receipt_out, answer_out, text } => {
+            let q = prag_node::WorkerQuery {
+                collection,
+                text: text.join(" "),
+                k,
+                subscriber: for_subscriber,
+                api_key,
+                stack,
+            };
             let answer = s.rt.block_on(async {
                 let audience = s.client.node_id().await?;
                 s.client.worker_query(&audience, &q).await
             })?;
+            if let Some(path) = &answer_out {
+                std::fs::write(path, serde_json::to_vec_pretty(&answer)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if let Some(path) = &receipt_out {
+                let receipt = answer.receipt.as_ref().context("the node sent no receipt with a stack-paid answer")?;
+                std::fs::write(path, serde_json::to_vec_pretty(receipt)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             if s.json {
                 return crate::output::json(&answer);
             }

@@ -46,6 +46,8 @@ pub struct Access {
     node_id: String,
     /// Canonical hex public keys of this node's operators (besides the contracts' admin).
     operators: Vec<String>,
+    /// Answers paid from market stacks.
+    market: Arc<crate::market::Market>,
 }
 
 /// What a request was, as far as the audit log may say.
@@ -81,6 +83,7 @@ pub(crate) struct AccessParts {
     pub metrics: Arc<Metrics>,
     pub node_id: String,
     pub operators: Vec<String>,
+    pub market: Arc<crate::market::Market>,
 }
 
 impl Access {
@@ -95,6 +98,7 @@ impl Access {
             metrics: p.metrics,
             node_id: p.node_id,
             operators: p.operators,
+            market: p.market,
         }
     }
 

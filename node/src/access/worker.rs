@@ -39,16 +39,34 @@ impl Access {
     }
 
     async fn serve_worker(&self, subject: &mut Subject, body: &[u8]) -> Result<SealedAnswer> {
-        let req: WorkerQueryRequest =
+        let mut req: WorkerQueryRequest =
             serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("invalid request body: {e}")))?;
         let allowed = self.decide(subject, &req, unix_now())?;
-        let found =
-            self.retrieval.retrieve(&subject.actor, &allowed.collection, req.text, req.k, false).await.map_err(
-                |e| match e.kind() {
-                    ErrorKind::BadRequest => e,
-                    _ => Error::new(e.kind(), format!("retrieval failed: {}", e.public_message())),
-                },
-            )?;
+        if let Some(stack) = req.stack {
+            let paid = self
+                .market
+                .serve(&allowed.subscriber, &allowed.collection, std::mem::take(&mut req.text), req.k, stack)
+                .await?;
+            let tokens: u64 = paid.hits.iter().map(|h| self.retrieval.count_tokens(&h.text)).sum();
+            self.usage.record(&allowed.worker_ip, &allowed.subscriber, paid.hits.len() as u64, tokens);
+            let answer = WorkerAnswer {
+                collection: req.collection.clone(),
+                hits: paid.hits,
+                unreadable: Vec::new(),
+                partial: false,
+                missing_shards: Vec::new(),
+                receipt: Some(paid.receipt),
+            };
+            return self.seal_answer(&req, &answer);
+        }
+        let found = self
+            .retrieval
+            .retrieve(&subject.actor, &allowed.collection, std::mem::take(&mut req.text), req.k, false)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::BadRequest => e,
+                _ => Error::new(e.kind(), format!("retrieval failed: {}", e.public_message())),
+            })?;
         let tokens: u64 = found.hits.iter().map(|h| self.retrieval.count_tokens(&h.text)).sum();
         self.usage.record(&allowed.worker_ip, &allowed.subscriber, found.hits.len() as u64, tokens);
         let answer = WorkerAnswer {
@@ -57,9 +75,14 @@ impl Access {
             unreadable: found.unreadable,
             partial: !found.missing_shards.is_empty(),
             missing_shards: found.missing_shards,
+            receipt: None,
         };
+        self.seal_answer(&req, &answer)
+    }
+
+    fn seal_answer(&self, req: &WorkerQueryRequest, answer: &WorkerAnswer) -> Result<SealedAnswer> {
         let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(&answer).map_err(|e| Error::internal("cannot encode the answer", e))?,
+            serde_json::to_vec(answer).map_err(|e| Error::internal("cannot encode the answer", e))?,
         );
         Ok(crate::sealed::seal(&req.ephemeral_public_key, &self.node_id, &req.request_id, &plain)?)
     }

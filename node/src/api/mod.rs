@@ -12,6 +12,7 @@ mod collections;
 mod error;
 mod inbound;
 mod ledger;
+mod market;
 mod operators;
 mod public;
 pub mod server;
@@ -59,6 +60,7 @@ fn outer_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::tx))
         .routes(routes!(ledger::query))
+        .routes(routes!(market::proof))
 }
 
 /// The routes reachable only through the owner's channel.
@@ -72,6 +74,8 @@ fn inner_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(collections::revoke))
         .routes(routes!(worker::query))
         .routes(routes!(worker::usage))
+        .routes(routes!(market::node_msg))
+        .routes(routes!(market::settle))
         .routes(routes!(operators::detailed_status))
         .routes(routes!(operators::audit))
         .routes(routes!(operators::console))

@@ -29,6 +29,8 @@ pub(crate) struct Context {
     pub replicator: Replicator,
     /// Dimension of the vectors (a peer's query must have it).
     pub dimension: usize,
+    /// The stack logs attesters ask for (set once the market component exists).
+    pub stack_logs: std::sync::OnceLock<Arc<dyn super::StackLogSource>>,
 }
 
 impl Context {

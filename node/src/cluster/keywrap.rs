@@ -21,42 +21,58 @@ fn info(cid: &str, recipient: &str) -> Vec<u8> {
 
 /// `enc ‖ ciphertext` of the collection key, for `recipient` (its peer id) only.
 pub(crate) fn wrap(key: &MasterKey, cid: &str, recipient: &str, to: &HpkePublicKey) -> Result<Vec<u8>> {
+    seal_to(to, &info(cid, recipient), key.secret_bytes())
+}
+
+/// Opens what [`wrap`] made for this node (`me`: its peer id).
+pub(crate) fn unwrap(wrapped: &[u8], cid: &str, me: &str, sk: &HpkePrivateKey) -> Result<MasterKey> {
+    let plain = open_with(sk, &info(cid, me), wrapped)?;
+    let bytes: [u8; 32] =
+        plain[..].try_into().map_err(|_| Error::new(ErrorKind::BadRequest, "a collection key is 32 bytes"))?;
+    Ok(MasterKey::from_bytes(bytes))
+}
+
+/// `enc ‖ ciphertext` of `plain` for the holder of `to`, bound to `info`.
+pub(crate) fn seal_to(to: &HpkePublicKey, info: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
     let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
         &OpModeS::Base,
         to,
-        &info(cid, recipient),
-        key.secret_bytes(),
+        info,
+        plain,
         b"",
         &mut rng,
     )
-    .map_err(|e| Error::internal("cannot wrap a collection key (HPKE seal)", std::io::Error::other(e.to_string())))?;
+    .map_err(|e| Error::internal("cannot seal to a peer (HPKE)", std::io::Error::other(e.to_string())))?;
     let mut out = enc.to_bytes().to_vec();
     out.extend_from_slice(&ct);
     Ok(out)
 }
 
-/// Opens what [`wrap`] made for this node (`me`: its peer id).
-pub(crate) fn unwrap(wrapped: &[u8], cid: &str, me: &str, sk: &HpkePrivateKey) -> Result<MasterKey> {
+/// Opens what [`seal_to`] made for this node's key `sk` under the same `info`.
+pub(crate) fn open_with(sk: &HpkePrivateKey, info: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let refuse = |reason: String| Error::new(ErrorKind::BadRequest, reason);
-    if wrapped.len() < ENC_LEN {
-        return Err(refuse("wrapped key is truncated".into()));
+    if sealed.len() < ENC_LEN {
+        return Err(refuse("sealed message is truncated".into()));
     }
-    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&wrapped[..ENC_LEN])
-        .map_err(|e| refuse(format!("wrapped key: {e}")))?;
-    let plain = zeroize::Zeroizing::new(
+    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&sealed[..ENC_LEN])
+        .map_err(|e| refuse(format!("sealed message: {e}")))?;
+    Ok(zeroize::Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
             &OpModeR::Base,
             sk,
             &enc,
-            &info(cid, me),
-            &wrapped[ENC_LEN..],
+            info,
+            &sealed[ENC_LEN..],
             b"",
         )
-        .map_err(|_| refuse("the wrapped collection key does not open with this node's key".into()))?,
-    );
-    let bytes: [u8; 32] = plain[..].try_into().map_err(|_| refuse("a collection key is 32 bytes".into()))?;
-    Ok(MasterKey::from_bytes(bytes))
+        .map_err(|_| refuse("the sealed message does not open with this node's key".into()))?,
+    ))
+}
+
+/// What a stack log sealed to an attester is bound to.
+pub(crate) fn stack_log_info(stack: u64, recipient: &str) -> Vec<u8> {
+    format!("prag-stack-log-v1\n{stack}\n{recipient}").into_bytes()
 }
 
 #[cfg(test)]

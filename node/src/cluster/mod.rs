@@ -30,6 +30,14 @@ use crate::collections::{Collection, SearchHits};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::PromText;
 
+/// Where the storage network finds the stack logs peers ask for (the market component, which is
+/// built after the network).
+pub(crate) trait StackLogSource: Send + Sync {
+    /// The plaintext log of `stack` for the node whose storage key is `peer_key`, if it may have
+    /// it.
+    fn log_for(&self, stack: u64, peer_key: &str) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+}
+
 /// What the node asks of the storage network.
 pub(crate) trait StorageNet: Send + Sync {
     /// How long a remote search may take before its shards are also asked of another replica.
@@ -70,6 +78,12 @@ pub(crate) trait StorageNet: Send + Sync {
 
     /// Appends the storage network's metrics; `status` is the cached status.
     fn render_metrics(&self, out: &mut PromText, status: Option<&ClusterStatus>);
+
+    /// Asks `peer` for stack `stack`'s log (opened here: it travels sealed to this node).
+    fn ask_stack_log(&self, peer: PeerId, stack: u64) -> BoxFuture<'static, Result<zeroize::Zeroizing<Vec<u8>>>>;
+
+    /// Tells the network where to find the stack logs peers ask for.
+    fn serve_stack_logs(&self, source: Arc<dyn StackLogSource>);
 }
 
 /// The storage network of a node alone: it holds every shard (one per collection) and has
@@ -119,4 +133,12 @@ impl StorageNet for Standalone {
     fn live_counters(&self, _: &mut ClusterStatus) {}
 
     fn render_metrics(&self, _: &mut PromText, _: Option<&ClusterStatus>) {}
+
+    fn ask_stack_log(&self, peer: PeerId, _: u64) -> BoxFuture<'static, Result<zeroize::Zeroizing<Vec<u8>>>> {
+        Box::pin(async move {
+            Err(Error::new(ErrorKind::Unavailable, format!("this node runs alone: it cannot ask {peer}")))
+        })
+    }
+
+    fn serve_stack_logs(&self, _: Arc<dyn StackLogSource>) {}
 }

@@ -72,6 +72,7 @@ impl Replicated {
             metrics,
             replicator,
             dimension: parts.dimension,
+            stack_logs: std::sync::OnceLock::new(),
         });
         tasks.spawn(super::peers::serve(Arc::clone(&cx), parts.inbound, tasks.token()));
         tasks.spawn(super::sync::run(Arc::clone(&cx), tasks.token()));
@@ -87,6 +88,8 @@ impl Replicated {
         let replicas = c.replicas() as usize;
         let peers: Vec<PeerId> = view.peers.keys().copied().collect();
         let here = view.held_here(shards);
+        // The status refresh keeps the snapshot current; none is built here.
+        let snapshot = c.current_snapshot();
         view.holders(shards, &peers)
             .into_iter()
             .zip(owners)
@@ -107,6 +110,11 @@ impl Replicated {
                     documents: h.documents as u64,
                     documents_here: here[s],
                     healthy: holders.len() >= replicas.min(admitted),
+                    snapshot_root: snapshot
+                        .as_ref()
+                        .filter(|_| here[s] == h.documents as u64)
+                        .and_then(|sn| sn.shard_roots.get(s))
+                        .map(hex::encode),
                     holders,
                 }
             })
@@ -212,6 +220,26 @@ impl StorageNet for Replicated {
         s.remote_searches = m.remote_search_seconds.count();
         s.remote_search_p50_ms = m.remote_search_seconds.quantile(0.5) * 1e3;
         s.remote_search_p99_ms = m.remote_search_seconds.quantile(0.99) * 1e3;
+    }
+
+    fn ask_stack_log(&self, peer: PeerId, stack: u64) -> BoxFuture<'static, Result<zeroize::Zeroizing<Vec<u8>>>> {
+        let cx = Arc::clone(&self.cx);
+        Box::pin(async move {
+            let answer = cx.net.ask_cluster(peer, Framed::new(ClusterRequest::StackLog { stack })).await?;
+            match answer.head {
+                ClusterResponse::StackLog => super::keywrap::open_with(
+                    cx.identity.hpke_private(),
+                    &super::keywrap::stack_log_info(stack, &cx.me.to_string()),
+                    &answer.body,
+                ),
+                ClusterResponse::Refused(e) => Err(e.into()),
+                other => Err(Error::new(ErrorKind::Unavailable, format!("peer {peer} answered {other:?}"))),
+            }
+        })
+    }
+
+    fn serve_stack_logs(&self, source: Arc<dyn super::StackLogSource>) {
+        let _ = self.cx.stack_logs.set(source);
     }
 
     fn render_metrics(&self, out: &mut PromText, status: Option<&ClusterStatus>) {

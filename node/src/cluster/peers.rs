@@ -25,6 +25,7 @@ enum Admitted {
     Sync,
     Fetch { cid: String, doc_id: String, version: u64, offset: u64, max: u32 },
     Search { cid: String, shards: Vec<u32>, k: usize, exact: bool, request_id: String },
+    StackLog { stack: u64 },
 }
 
 /// Serves peers' storage requests until `cancel` fires or the network stops.
@@ -75,6 +76,7 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
         ClusterRequest::Search { cid, shards, k, exact, request_id } => {
             Admitted::Search { cid, shards, k, exact, request_id }
         }
+        ClusterRequest::StackLog { stack } => Admitted::StackLog { stack },
     };
     let hpke = match admission(cx, peer).await {
         Ok(k) => k,
@@ -93,6 +95,9 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
             search(cx, &cid, shards, k, exact, &request_id, request.body)
                 .await
                 .map(|body| Framed::with_body(ClusterResponse::Hits, body))
+        }
+        Admitted::StackLog { stack } => {
+            stack_log(cx, peer, stack, &hpke).map(|body| Framed::with_body(ClusterResponse::StackLog, body))
         }
     };
     result.unwrap_or_else(|e| Framed::refused(&e))
@@ -194,4 +199,17 @@ async fn search(
         serde_json::to_vec(&answer).map_err(|e| Error::internal("cannot encode a search answer", e))?,
     );
     Ok(a_key.seal(&json)?)
+}
+
+/// A stack's log for an attester: the market decides whether this peer's storage key may have
+/// it; it travels sealed to the peer's attested HPKE key, bound to the stack and the peer.
+fn stack_log(cx: &Context, peer: PeerId, stack: u64, hpke: &HpkePublicKey) -> Result<Vec<u8>> {
+    let source =
+        cx.stack_logs.get().ok_or_else(|| Error::new(ErrorKind::Unavailable, "this node keeps no stack logs (yet)"))?;
+    let card = cx.admission.card(&peer).ok_or_else(|| Error::new(ErrorKind::NotAdmitted, "no card from this peer"))?;
+    let plain = source.log_for(stack, &card.signing_key)?;
+    if plain.len() + 64 > MAX_BODY {
+        return Err(Error::new(ErrorKind::TooLarge, format!("stack {stack}'s log is larger than one message")));
+    }
+    super::keywrap::seal_to(hpke, &super::keywrap::stack_log_info(stack, &peer.to_string()), &plain)
 }

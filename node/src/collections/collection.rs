@@ -62,6 +62,28 @@ pub(crate) struct ReadyDocument {
     pub vectors: Vec<Vec<f32>>,
 }
 
+/// One chunk of the snapshot.
+pub(super) struct SnapshotEntry {
+    pub(super) doc_id: String,
+    pub(super) path: String,
+    pub(super) chunk: u32,
+    pub(super) loc: ChunkLocation,
+    pub(super) vector: Vec<f32>,
+}
+
+/// What a collection holds here, committed (built and searched in `snapshot`).
+pub struct Snapshot {
+    /// The collection's change counter when this was built.
+    pub(crate) generation: u64,
+    pub root: [u8; 32],
+    /// Per shard: the root of its documents held here.
+    pub shard_roots: Vec<[u8; 32]>,
+    /// Per shard: how many documents of it are held here.
+    pub shard_documents: Vec<u64>,
+    /// Every chunk, ordered by (document id, chunk).
+    pub(super) entries: Vec<SnapshotEntry>,
+}
+
 /// A collection.
 pub struct Collection {
     pub(crate) store: CollectionStore,
@@ -83,6 +105,10 @@ pub struct Collection {
     pub(crate) files: RwLock<()>,
     /// Raised after every change of what the collection holds or says.
     changes: Arc<tokio::sync::Notify>,
+    /// Counts changes of what the collection holds (documents put in place or removed).
+    pub(crate) generation: std::sync::atomic::AtomicU64,
+    /// The last snapshot built (see `snapshot`), current while `generation` has not moved.
+    pub(crate) snapshot: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Collection {
@@ -106,6 +132,8 @@ impl Collection {
             commit: tokio::sync::Mutex::new(()),
             files: RwLock::new(()),
             changes,
+            generation: Default::default(),
+            snapshot: Mutex::new(None),
         }
     }
 
@@ -216,6 +244,12 @@ impl Collection {
         )
     }
 
+    /// Builds the index's structures now (HNSW above the engine's threshold); whether anything
+    /// changed. Blocking.
+    pub fn build_index(&self) -> Result<bool> {
+        Ok(self.index.optimize()?)
+    }
+
     /// Doc id → version of every document held here.
     pub(crate) fn versions(&self) -> HashMap<String, u64> {
         self.contents.read().docs.iter().map(|(id, d)| (id.clone(), d.version)).collect()
@@ -277,6 +311,7 @@ impl Collection {
                 contents.docs.insert(d.doc_id.clone(), entry);
                 previous.push(old);
             }
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             previous
         };
         let mut replaced = Vec::with_capacity(docs.len());
@@ -311,6 +346,7 @@ impl Collection {
                     contents.points.remove(p);
                 }
                 contents.docs.remove(&id);
+                coll.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 entry
             };
             coll.index.delete(&removed.point_ids)?;

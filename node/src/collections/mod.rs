@@ -3,11 +3,14 @@
 //! metadata, loading them at start, and searching what is held here.
 
 mod collection;
+pub mod kernel;
 mod load;
 mod registry;
 mod search;
+mod snapshot;
 
 pub(crate) use collection::ReadyDocument;
+pub use collection::Snapshot;
 pub use collection::{Collection, validate_collection_name};
 pub use registry::Collections;
 pub(crate) use registry::{NewCollection, Quota};

@@ -85,8 +85,15 @@ impl Status {
         Arc::clone(&self.cached.read())
     }
 
-    /// Rebuilds the snapshot now (on the calling thread).
+    /// Rebuilds the snapshot now (on the calling thread). Collections' snapshot roots are
+    /// computed here, where they changed since the last refresh (not in the first snapshot: a
+    /// node answers from its first request, and a root follows within a refresh).
     fn refresh(&self) {
+        for c in self.sources.collections.all() {
+            if let Err(e) = c.snapshot() {
+                tracing::warn!(collection = %c.name(), error = %e, "cannot compute the collection's snapshot root");
+            }
+        }
         let fresh = snapshot::build(&self.sources, self.disk_bytes.load(Ordering::Relaxed));
         *self.cached.write() = Arc::new(fresh);
     }

@@ -42,6 +42,8 @@ pub(crate) fn info(c: &Collection, points: (u64, u64)) -> CollectionInfo {
         chunks,
         total_points: points.0,
         indexed_points: points.1,
+        // Never built here (this runs on requests too): the status refresh builds it.
+        snapshot_root: c.current_snapshot().map(|s| hex::encode(s.root)),
     }
 }
 

@@ -32,6 +32,9 @@ pub(crate) enum ClusterRequest {
     /// Top `k` of the asked shards; the body is the query vector sealed under the collection key
     /// (`Purpose::RemoteSearch`, document = `request_id`). Admitted peers only.
     Search { cid: String, shards: Vec<u32>, k: usize, exact: bool, request_id: String },
+    /// A market stack's request log, for a node the contract asked to attest it. Admitted peers
+    /// only; the log comes back HPKE-sealed to the asker's attested key.
+    StackLog { stack: u64 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +47,8 @@ pub(crate) enum ClusterResponse {
     },
     /// The sealed hits (in the body).
     Hits,
+    /// The sealed stack log (in the body).
+    StackLog,
     /// The asked document is not held at that version (any more).
     Gone,
     /// Why the request was refused, as a typed error.

@@ -37,16 +37,21 @@ pub fn merkle_root(leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => blake2b256(&[l, r]),
-                [odd] => *odd,
-                _ => [0; 32],
-            })
-            .collect();
+        level = parent_level(&level);
     }
     level.first().copied()
+}
+
+/// The level above `level`: pairs hashed, an odd last node promoted unchanged.
+pub fn parent_level(level: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => blake2b256(&[l, r]),
+            [odd] => *odd,
+            _ => [0; 32],
+        })
+        .collect()
 }
 
 /// Participant `index`'s slot.

@@ -498,9 +498,14 @@ impl State {
             if t.is_in_dispute {
                 return Err(MarketCode::EStackInDispute.err(format!("stack {id}")));
             }
-            if now < t.dispute_settled_at_epoch {
-                return Err(MarketCode::EStackDisputePeriodIsNotOver
-                    .err(format!("claim stack {id} from epoch {}", t.dispute_settled_at_epoch)));
+            // PRAG: attesters may attest through epoch `dispute_settled_at_epoch`; a claim in that
+            // epoch would cut out (and slash) the ones still within it, so it waits for the next
+            // one unless every requested attester is in.
+            let all_in = t.requested_attestation_nodes.iter().all(|n| t.already_attested_nodes.contains(n));
+            let open_until = t.dispute_settled_at_epoch;
+            if now < open_until || (now == open_until && !all_in) {
+                let from = if all_in { open_until } else { open_until.saturating_add(1) };
+                return Err(MarketCode::EStackDisputePeriodIsNotOver.err(format!("claim stack {id} from epoch {from}")));
             }
             if self.stack(*id)?.status != StackStatus::Settling {
                 return Err(
