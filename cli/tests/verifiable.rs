@@ -604,3 +604,24 @@ fn measure_settling_a_1000_request_stack_on_loopback() {
     eprintln!("{}", net.logs("re-executed"));
     eprintln!("{}", net.logs("cannot attest"));
 }
+
+#[test]
+fn the_fault_injection_build_refuses_to_start_a_node_without_an_explicit_fault() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(faulty_exe())
+        .args(["node", "--data"])
+        .arg(tmp.path().join("d"))
+        .args(["--attestation", "dev", "--model"])
+        .arg(model_dir())
+        .output()
+        .expect("prag-faulty");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a fault-injection build started a node without --inject-fault");
+    assert!(err.contains("built with fault injection") && err.contains("--inject-fault"), "{err}");
+    // The release build has no such flag at all.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prag"))
+        .args(["node", "--inject-fault", "drop-hit", "--help"])
+        .output()
+        .expect("prag");
+    assert!(!out.status.success(), "the release build accepts --inject-fault");
+}
