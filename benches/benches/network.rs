@@ -192,7 +192,13 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     );
     assert!(entry_held < with_docs, "every node holds every shard; nothing to measure");
     let question =
-        || QueryRequest { text: "How long do you keep a child's medical records?".into(), k: 5, exact: true };
+        // Dense: what this benchmark has always measured (distribution's cost, not the fusion's).
+        || QueryRequest {
+            text: "How long do you keep a child's medical records?".into(),
+            k: 5,
+            exact: true,
+            mode: prag_proto::api::SearchMode::Dense,
+        };
     let want = rt.block_on(single.retrieval().query(&owner, "clinic", question())).unwrap();
     let got = rt.block_on(entry.retrieval().query(&owner, "clinic", question())).unwrap();
     assert_eq!(

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use prag_node::index::IndexBackend;
 use prag_node::index::edge::EdgeBackend;
+use prag_node::index::{IndexBackend, IndexPoint};
 use rand::{Rng, SeedableRng};
 
 const POINTS: usize = 100_000;
@@ -50,7 +50,15 @@ fn bench(c: &mut Criterion) {
     let index = backend.open("bench", DIM, &[0u8; 32]).expect("index");
     let t = Instant::now();
     for (chunk_no, chunk) in points.chunks(5000).enumerate() {
-        let batch = chunk.iter().enumerate().map(|(i, v)| ((chunk_no * 5000 + i) as u64, v.clone())).collect();
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| IndexPoint {
+                id: (chunk_no * 5000 + i) as u64,
+                vector: v.clone(),
+                sparse: Default::default(),
+            })
+            .collect();
         index.upsert(batch).expect("upsert");
     }
     eprintln!("upserted {POINTS} points in {:.1} s", t.elapsed().as_secs_f64());

@@ -11,8 +11,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use k256::ecdsa::SigningKey;
 use prag_node::collections::kernel;
 use prag_node::crypto::MasterKey;
-use prag_node::index::IndexBackend;
 use prag_node::index::edge::EdgeBackend;
+use prag_node::index::{IndexBackend, IndexPoint};
 use prag_node::market::{LogRecord, StackLogs};
 use prag_proto::api::Hit;
 use prag_proto::verifiable::{LoggedRequest, Receipt, merkle_path, response_hash, stack_root};
@@ -103,7 +103,12 @@ fn reexecution(c: &mut Criterion) {
         let backend = EdgeBackend::new(&dir).unwrap();
         let index = backend.open("bench", DIM, &[0u8; 32]).unwrap();
         for (b, chunk) in points.chunks(5000).enumerate() {
-            index.upsert(chunk.iter().enumerate().map(|(i, v)| ((b * 5000 + i) as u64, v.clone())).collect()).unwrap();
+            let points = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| IndexPoint { id: (b * 5000 + i) as u64, vector: v.clone(), sparse: Default::default() })
+                .collect();
+            index.upsert(points).unwrap();
         }
         let mut g = c.benchmark_group(format!("rescore_{n}"));
         g.sample_size(20);

@@ -105,7 +105,9 @@ impl Seed<'_> {
                     v.into_iter().map(|x| x / n).collect()
                 })
                 .collect();
-            let chunks: Vec<NewChunk<'_>> = vectors.iter().map(|v| NewChunk { text: self.text, vector: v }).collect();
+            let sparse = store.term_key().document_vector(self.text);
+            let chunks: Vec<NewChunk<'_>> =
+                vectors.iter().map(|v| NewChunk { text: self.text, vector: v, sparse: &sparse }).collect();
             let path = format!("{}/{d}.md", self.prefix);
             let header = DocumentHeader {
                 path: path.clone(),

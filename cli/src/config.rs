@@ -19,6 +19,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     c.index = index(&args.index, args.index_dir.clone(), args.qdrant_api_key.clone())?;
     c.ingest.chunk_tokens = args.chunk_tokens;
     c.ingest.chunk_overlap = args.chunk_overlap;
+    c.ingest.structured_chunks = args.chunking == "structured";
     c.ingest.max_file_bytes = args.max_file_mb.saturating_mul(MIB as usize);
     c.ingest.optimize_debounce = Duration::from_millis(args.optimize_debounce_ms);
     c.chain_id = args.chain_id.clone();

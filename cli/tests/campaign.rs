@@ -21,12 +21,10 @@ const MEMORY_CAP: u64 = 1536 << 20;
 const CANARY: &str = "Canary record 9T: Philippa Oyelaran-Whitcombe receives 25 mg of zuclopenthixol every fortnight.";
 
 fn query(client: &prag_node::client::NodeClient, collection: &str, text: &str) -> QueryResponse {
-    rt().block_on(
-        client.post(
-            &format!("/v1/collections/{collection}/query"),
-            &QueryRequest { text: text.into(), k: 3, exact: false },
-        ),
-    )
+    rt().block_on(client.post(
+        &format!("/v1/collections/{collection}/query"),
+        &QueryRequest { text: text.into(), k: 3, exact: false, ..Default::default() },
+    ))
     .expect("query")
 }
 
@@ -373,7 +371,12 @@ fn the_node_survives_a_hostile_campaign_within_bounds_and_leaks_nothing() {
                         .await;
                 }
             };
-            let question = QueryRequest { text: "When does the records room open?".into(), k: 5, exact: true };
+            let question = QueryRequest {
+                text: "When does the records room open?".into(),
+                k: 5,
+                exact: true,
+                ..Default::default()
+            };
             let reads = futures::future::join_all(
                 (0..4).map(|_| oc.post::<_, QueryResponse>("/v1/collections/vault/query", &question)),
             );

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use prag_proto::api::{CreateCollectionRequest, NodeStatus, QueryRequest, QueryResponse, UploadResponse};
+use prag_proto::api::{CreateCollectionRequest, NodeStatus, QueryRequest, QueryResponse, SearchMode, UploadResponse};
 use prag_proto::ledger::SignedTx;
 use serde_json::json;
 
@@ -60,11 +60,18 @@ fn fill(node: &NodeProcess) {
 }
 
 fn ask(node: &NodeProcess, q: &str) -> QueryResponse {
+    ask_mode(node, q, SearchMode::default())
+}
+
+fn ask_mode(node: &NodeProcess, q: &str, mode: SearchMode) -> QueryResponse {
     rt().block_on(
-        node.client(&key(5)).post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 5, exact: true }),
+        node.client(&key(5))
+            .post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 5, exact: true, mode }),
     )
     .expect("query")
 }
+
+const MODES: [SearchMode; 3] = [SearchMode::Dense, SearchMode::Sparse, SearchMode::Hybrid];
 
 /// (path, chunk, text) per hit, scores checked apart.
 fn same_answer(got: &QueryResponse, want: &QueryResponse, what: &str) {
@@ -140,6 +147,10 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     fill(&single);
     let reference: Vec<QueryResponse> = questions().iter().map(|q| ask(&single, q)).collect();
     assert!(reference.iter().all(|r| r.hits.len() == 5));
+    // Every mode's answers: the keyword ranking (one IDF over all shards) and the fused one too.
+    let by_mode: Vec<Vec<QueryResponse>> =
+        MODES.iter().map(|&m| questions().iter().map(|q| ask_mode(&single, q, m)).collect()).collect();
+    assert!(by_mode[1].iter().any(|r| !r.hits.is_empty()), "keyword search found nothing");
     drop(single);
 
     let mut a = start(&da, &["--admin-key", admin.to_str().unwrap(), "--p2p-listen", &a_addr]);
@@ -171,11 +182,18 @@ fn three_nodes_shard_search_survive_kills_and_refuse_strangers() {
     let moved: u64 = [&a, &b, &c].iter().map(|n| status(n).cluster.unwrap().bytes_replicated).sum();
     assert!(moved > 0, "nothing was replicated");
 
-    // Query through node 3 (and the others): identical to the single node.
+    // Query through node 3 (and the others): identical to the single node, in every mode.
     for (q, want) in questions().iter().zip(&reference) {
         same_answer(&ask(&c, q), want, &format!("via C: {q}"));
         same_answer(&ask(&b, q), want, &format!("via B: {q}"));
         same_answer(&ask(&a, q), want, &format!("via A: {q}"));
+    }
+    for (mode, answers) in MODES.iter().zip(&by_mode) {
+        for (q, want) in questions().iter().zip(answers) {
+            for (name, node) in [("A", &a), ("B", &b), ("C", &c)] {
+                same_answer(&ask_mode(node, q, *mode), want, &format!("{} via {name}: {q}", mode.as_str()));
+            }
+        }
     }
     // Each shard has 2 copies on 3 nodes, so some node lacks a shard and had to ask a peer.
     let lacks = |n: &NodeProcess| status(n).cluster.unwrap().shards.iter().any(|s| s.documents > s.documents_here);

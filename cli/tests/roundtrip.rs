@@ -16,8 +16,11 @@ const CANARY: &str = "Canary record 7Q: patient Ottoline Vasquez-Brandauer, born
 const DOCS: &[(&str, &str)] = CLINIC_DOCS;
 
 fn ask(client: &prag_node::client::NodeClient, rt: &tokio::runtime::Runtime, q: &str) -> QueryResponse {
-    rt.block_on(client.post("/v1/collections/clinic/query", &QueryRequest { text: q.into(), k: 3, exact: false }))
-        .expect("query")
+    rt.block_on(client.post(
+        "/v1/collections/clinic/query",
+        &QueryRequest { text: q.into(), k: 3, exact: false, ..Default::default() },
+    ))
+    .expect("query")
 }
 
 /// Scans every byte under `dir` for `needles`; returns (file, needle index) hits.
@@ -32,6 +35,22 @@ fn scan(dir: &std::path::Path, needles: &[Vec<u8>]) -> Vec<(String, usize)> {
         }
     }
     hits
+}
+
+/// The node's embedded-index directories (`/dev/shm/prag-index-<tag of the data dir>-<pid>`).
+fn index_dirs_of(data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use sha2::Digest;
+    let canonical = data.canonicalize().expect("data dir");
+    let tag = hex::encode(&sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes())[..8]);
+    let prefix = format!("prag-index-{tag}");
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Finds any 16 bytes under `dir` that read as 4 consecutive f32 within 1e-4 of 4 consecutive
@@ -102,7 +121,8 @@ fn upload_query_restart_and_canary_scan() {
     };
     check_answers(&client);
     let canary_hit = ask(&client, &rt, "Ottoline Vasquez-Brandauer ziprasidone");
-    assert_eq!(canary_hit.hits[0].text, CANARY);
+    // A chunk starts with its context: the document's title (here its file name) and section.
+    assert_eq!(canary_hit.hits[0].text, format!("canary\n{CANARY}"));
 
     // Re-upload of the same content is a no-op; a changed file replaces its document.
     let again: UploadResponse = rt.block_on(client.upload("clinic", DOCS[0].0, DOCS[0].1.as_bytes())).expect("again");
@@ -112,7 +132,7 @@ fn upload_query_restart_and_canary_scan() {
         rt.block_on(client.upload("clinic", "leaflets/wifi.md", changed.as_bytes())).expect("replace");
     assert_eq!(replaced.documents[0].status, prag_proto::api::DocumentStatus::Replaced);
     let wifi = ask(&client, &rt, "What is the guest wifi called now?");
-    assert_eq!(wifi.hits[0].text, changed);
+    assert_eq!(wifi.hits[0].text, format!("wifi\n{changed}"));
     let docs: Vec<DocumentInfo> = rt.block_on(client.get("/v1/collections/clinic/documents")).expect("docs");
     assert_eq!(docs.len(), DOCS.len() + 1);
 
@@ -123,7 +143,15 @@ fn upload_query_restart_and_canary_scan() {
     let vector = embedder.embed_blocking(vec![CANARY.to_string()]).expect("embed").remove(0);
     let vector_bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
     let mut needles: Vec<Vec<u8>> = vector_bytes.windows(16).step_by(4).map(|w| w.to_vec()).collect();
-    let text_needles = [CANARY.as_bytes().to_vec(), b"Ottoline".to_vec(), b"ziprasidone".to_vec()];
+    // The chunk text, and the terms keyword search indexes (lowercased, as they are hashed).
+    let text_needles = [
+        CANARY.as_bytes().to_vec(),
+        b"Ottoline".to_vec(),
+        b"ziprasidone".to_vec(),
+        b"ottoline".to_vec(),
+        b"vasquez-brandauer".to_vec(),
+        b"tinnitus".to_vec(),
+    ];
     needles.extend(text_needles.iter().cloned());
 
     // The scanner itself finds planted bytes (so zero hits below means something).
@@ -139,6 +167,14 @@ fn upload_query_restart_and_canary_scan() {
     assert!(hits.is_empty(), "plaintext or vector bytes found at rest: {hits:?}");
     let fuzzy = scan_vector_fuzzy(&data, &vector);
     assert!(fuzzy.is_empty(), "vector found at rest: {fuzzy:?}");
+    // The live index (memory-backed, holding dense vectors in the clear by design) holds no text
+    // and no term: its keyword vectors carry keyed term ids only.
+    let index_dirs = index_dirs_of(&data);
+    assert!(!index_dirs.is_empty(), "the node's index directory under /dev/shm was not found");
+    for dir in &index_dirs {
+        let hits = scan(dir, &text_needles);
+        assert!(hits.is_empty(), "text or terms in the index: {hits:?}");
+    }
 
     // Restart: answers come back from the encrypted store, nothing is re-embedded, scan still clean.
     node.restart();
@@ -150,17 +186,17 @@ fn upload_query_restart_and_canary_scan() {
         let resp = ask(&client, &rt, q);
         assert_eq!(resp.hits.first().map(|h| h.path.as_str()), Some(*want), "{q}");
     }
-    assert_eq!(ask(&client, &rt, "What is the guest wifi called now?").hits[0].text, changed);
+    assert_eq!(ask(&client, &rt, "What is the guest wifi called now?").hits[0].text, format!("wifi\n{changed}"));
     let hits = scan(&data, &needles);
     assert!(hits.is_empty(), "plaintext or vector bytes found at rest after restart: {hits:?}");
     assert!(scan_vector_fuzzy(&data, &vector).is_empty());
 
     // Exact search agrees with the index on this small corpus.
     let exact: QueryResponse = rt
-        .block_on(
-            client
-                .post("/v1/collections/clinic/query", &QueryRequest { text: questions[0].0.into(), k: 3, exact: true }),
-        )
+        .block_on(client.post(
+            "/v1/collections/clinic/query",
+            &QueryRequest { text: questions[0].0.into(), k: 3, exact: true, ..Default::default() },
+        ))
         .expect("exact");
     assert!(exact.exact);
     assert_eq!(exact.hits[0].path, "policies/retention.md");

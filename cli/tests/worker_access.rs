@@ -186,6 +186,7 @@ fn every_single_failed_condition_is_refused_with_its_reason() {
         request_id: "req-raw-1".into(),
         ephemeral_public_key: ephemeral.public_hex(),
         stack: None,
+        mode: None,
     })
     .expect("json");
     let now = prag_node::unix_now();

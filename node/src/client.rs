@@ -328,6 +328,7 @@ impl NodeClient {
             request_id: request_id.clone(),
             ephemeral_public_key: ephemeral.public_hex(),
             stack: q.stack,
+            mode: None,
         };
         let sealed: prag_proto::api::SealedAnswer = self.post("/v1/worker/query", &req).await?;
         let plain = ephemeral

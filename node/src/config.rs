@@ -109,6 +109,9 @@ pub struct IngestConfig {
     pub chunk_tokens: usize,
     /// Tokens shared by consecutive chunks (fewer than `chunk_tokens`).
     pub chunk_overlap: usize,
+    /// Chunks follow the document's structure (headings, sections, blocks) and start with its
+    /// title and section path; off, they are plain windows of `chunk_tokens` (the old way).
+    pub structured_chunks: bool,
     /// Largest accepted file, and most text one upload may yield, in bytes.
     pub max_file_bytes: usize,
     /// How long the index optimizer waits after an ingest for more to arrive before it runs.
@@ -253,6 +256,7 @@ impl NodeConfig {
             ingest: IngestConfig {
                 chunk_tokens: 200,
                 chunk_overlap: 32,
+                structured_chunks: true,
                 max_file_bytes,
                 optimize_debounce: Duration::from_millis(500),
             },

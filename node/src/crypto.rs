@@ -36,6 +36,8 @@ pub enum Purpose {
     DocumentMeta,
     ChunkText,
     ChunkVector,
+    /// A chunk's sparse (keyword) vector.
+    ChunkSparse,
     /// Keyed hashes of paths (document ids) and contents (change detection).
     Mac,
     /// The secret rotation of vectors sent to a remote index.
@@ -59,6 +61,7 @@ impl Purpose {
             Purpose::DocumentMeta => b"document-meta",
             Purpose::ChunkText => b"chunk-text",
             Purpose::ChunkVector => b"chunk-vector",
+            Purpose::ChunkSparse => b"chunk-sparse",
             Purpose::Mac => b"mac",
             Purpose::Rotation => b"rotation",
             Purpose::Audit => b"audit",
@@ -253,6 +256,11 @@ impl DataKey {
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
+    }
+
+    /// The HMAC-SHA256 key, prepared once for many MACs (keyed term ids).
+    pub(crate) fn hmac_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key[..])
     }
 
     /// The raw key bytes, for seeding derived secrets (e.g. the remote-index rotation).

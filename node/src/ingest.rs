@@ -25,6 +25,7 @@ use crate::collections::{Collection, Collections, ReadyDocument};
 use crate::config::IngestConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::{self, ExtractError, Kind, Sandbox, SourceDocument};
+use crate::lexical::SparseVector;
 use crate::metrics::Metrics;
 use crate::store::{DocumentHeader, NewChunk, StagedDocument};
 
@@ -35,6 +36,7 @@ struct Prepared {
     fingerprint: String,
     texts: Vec<String>,
     vectors: Vec<Vec<f32>>,
+    sparse: Vec<SparseVector>,
 }
 
 /// The ingest component.
@@ -160,14 +162,14 @@ impl Ingest {
                 outcomes.push(Some(DocumentOutcome { doc_id, path, status: DocumentStatus::Unchanged, chunks }));
                 continue;
             }
-            let texts = self.chunk(text, &path).await?;
+            let (texts, sparse) = self.chunk(coll, text, &path).await?;
             // The slow part, on this caller's turns; done before taking the commit lock.
             let vectors = self
                 .embedder
                 .embed_for(tenant, texts.clone())
                 .await
                 .map_err(|e| Error::internal("cannot embed the document", e))?;
-            prepared.push((outcomes.len(), Prepared { doc_id, path, fingerprint, texts, vectors }));
+            prepared.push((outcomes.len(), Prepared { doc_id, path, fingerprint, texts, vectors, sparse }));
             outcomes.push(None);
         }
         if !prepared.is_empty() {
@@ -178,22 +180,32 @@ impl Ingest {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Splits a document's text into chunks of at most `--chunk-tokens` tokens (off the async
-    /// threads: tokenising megabytes takes a while).
-    async fn chunk(&self, text: String, path: &str) -> Result<Vec<String>> {
+    /// Splits a document's text into chunks of at most `--chunk-tokens` tokens, and gives each
+    /// its keyword vector (off the async threads: tokenising megabytes takes a while).
+    async fn chunk(
+        &self,
+        coll: &Arc<Collection>,
+        text: String,
+        path: &str,
+    ) -> Result<(Vec<String>, Vec<SparseVector>)> {
         let (embedder, max, overlap) = (self.embedder.clone(), self.config.chunk_tokens, self.config.chunk_overlap);
-        let texts = tokio::task::spawn_blocking(move || {
-            embedder
-                .tokenizer()
-                .token_spans(&text, max, overlap)
-                .map(|spans| spans.iter().map(|s| text[s.start..s.end].to_string()).collect::<Vec<String>>())
+        let (c, p, structured) = (Arc::clone(coll), path.to_string(), self.config.structured_chunks);
+        let (texts, sparse) = tokio::task::spawn_blocking(move || {
+            let texts = if structured {
+                crate::chunking::chunk_document(&p, &text, max, overlap, embedder.tokenizer())?
+            } else {
+                let spans = embedder.tokenizer().token_spans(&text, max, overlap)?;
+                spans.iter().map(|s| text[s.start..s.end].to_string()).collect()
+            };
+            let sparse: Vec<SparseVector> = texts.iter().map(|t| c.term_key().document_vector(t)).collect();
+            Ok::<_, prag_embedder::EmbedError>((texts, sparse))
         })
         .await?
         .map_err(|e| Error::bad_request(format!("{path}: {e}")))?;
         if texts.is_empty() {
             return Err(Error::bad_request(format!("{path}: no text to index")));
         }
-        Ok(texts)
+        Ok((texts, sparse))
     }
 
     /// Seals, stages and commits prepared documents together, then indexes them.
@@ -236,8 +248,13 @@ impl Ingest {
         let (to_write, mut staged) = tokio::task::spawn_blocking(move || {
             let mut staged: Vec<StagedDocument> = Vec::with_capacity(to_write.len());
             for (_, p, header) in &to_write {
-                let chunks: Vec<NewChunk<'_>> =
-                    p.texts.iter().zip(&p.vectors).map(|(t, v)| NewChunk { text: t, vector: v }).collect();
+                let chunks: Vec<NewChunk<'_>> = p
+                    .texts
+                    .iter()
+                    .zip(&p.vectors)
+                    .zip(&p.sparse)
+                    .map(|((t, v), s)| NewChunk { text: t, vector: v, sparse: s })
+                    .collect();
                 match store.stage_document(&p.doc_id, header, &chunks) {
                     Ok(s) => staged.push(s),
                     Err(e) => {
@@ -259,6 +276,7 @@ impl Ingest {
                 bytes: s.staged.bytes,
                 locations: std::mem::take(&mut s.staged.locations),
                 vectors: p.vectors,
+                sparse: p.sparse,
             });
             done.push((slot, p.doc_id, p.path, chunks));
         }

@@ -83,7 +83,7 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
     assert_eq!(refusal(r), (429, "quota".into()), "one collection per key here");
     let r: Result<serde_json::Value, _> = sc.post("/v1/collections", &create("bad name!")).await;
     assert_eq!(refusal(r), (400, "bad_request".into()));
-    let ask = QueryRequest { text: "anything".into(), k: 3, exact: false };
+    let ask = QueryRequest { text: "anything".into(), k: 3, exact: false, ..Default::default() };
     let r: Result<serde_json::Value, _> = oc.post("/v1/collections/nowhere/query", &ask).await;
     assert_eq!(refusal(r), (404, "not_found".into()));
     let r: Result<serde_json::Value, _> = sc.post("/v1/collections/clinic/query", &ask).await;
@@ -103,6 +103,7 @@ async fn the_conditions_a_node_meets_give_their_kinds_everywhere_and_each_is_cou
         request_id: "r1".into(),
         ephemeral_public_key: hex::encode([7u8; 32]),
         stack: None,
+        mode: None,
     };
     let r: Result<serde_json::Value, _> = sc.post("/v1/worker/query", &worker).await;
     assert_eq!(refusal(r), (403, "unregistered_worker".into()));

@@ -77,7 +77,7 @@ async fn deletions_reach_every_copy_newer_uploads_survive_them_and_the_newest_gr
     a.ingest().upload(&owner, "clinic", gone, b"Records are now kept for eleven years.".to_vec()).await.unwrap();
     eventually(30, "B to take the newer version", || held_here(&b, "clinic") == 3).await;
     assert!(listed(&b, "clinic").iter().any(|p| p == gone));
-    let ask = QueryRequest { text: "how long are records kept".into(), k: 1, exact: true };
+    let ask = QueryRequest { text: "how long are records kept".into(), k: 1, exact: true, ..Default::default() };
     let hit = b.retrieval().query(&owner, "clinic", ask).await.unwrap().hits.remove(0);
     assert!(hit.text.contains("eleven years"), "B serves the new version: {}", hit.text);
 
@@ -134,7 +134,7 @@ async fn documents_are_handed_off_to_their_owners_and_every_node_answers_alike()
     .await;
     // Every node answers every question alike (exact search, merged across shards).
     for q in CLINIC_QUESTIONS {
-        let ask = || QueryRequest { text: (*q).into(), k: 3, exact: true };
+        let ask = || QueryRequest { text: (*q).into(), k: 3, exact: true, ..Default::default() };
         let answers: Vec<Vec<(String, u32)>> = futures::future::join_all(all.iter().map(|n| {
             let n = n.clone();
             async move {

@@ -99,6 +99,52 @@ pub struct DeleteDocumentRequest {
     pub path: Option<String>,
 }
 
+/// How a query ranks chunks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Embedding similarity only.
+    Dense,
+    /// Keywords only (BM25 over keyed term ids).
+    Sparse,
+    /// Both, their normalised scores combined (the default: it measured best).
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Dense => "dense",
+            SearchMode::Sparse => "sparse",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+
+    /// Whether the question is embedded.
+    pub fn uses_dense(self) -> bool {
+        self != SearchMode::Sparse
+    }
+
+    /// Whether the question's terms are looked up.
+    pub fn uses_sparse(self) -> bool {
+        self != SearchMode::Dense
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dense" => Ok(SearchMode::Dense),
+            "sparse" => Ok(SearchMode::Sparse),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(format!("unknown search mode {other:?}: use dense, sparse or hybrid")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -109,6 +155,15 @@ pub struct QueryRequest {
     /// Exact (brute-force) search instead of the HNSW index, for checking recall.
     #[serde(default)]
     pub exact: bool,
+    /// Dense, keyword (sparse) or both fused (hybrid, the default).
+    #[serde(default)]
+    pub mode: SearchMode,
+}
+
+impl Default for QueryRequest {
+    fn default() -> Self {
+        QueryRequest { text: String::new(), k: default_k(), exact: false, mode: SearchMode::default() }
+    }
 }
 
 fn default_k() -> usize {
@@ -141,6 +196,9 @@ pub struct QueryResponse {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<ChunkError>,
     pub exact: bool,
+    /// How the hits were ranked.
+    #[serde(default)]
+    pub mode: SearchMode,
     pub took_ms: f64,
     /// Set when some shard had no reachable replica: the hits come from the other shards only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -331,6 +389,10 @@ pub struct WorkerQueryRequest {
     /// receipt for it. Without one, the subscription pays (as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<u64>,
+    /// How to rank; the node's default (hybrid) when absent. A stack-paid answer is always dense
+    /// and exact (what attesters re-execute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SearchMode>,
 }
 
 /// The answer to a worker: [`WorkerAnswer`] JSON sealed to the request's ephemeral key

@@ -49,6 +49,9 @@ pub enum Command {
     Upload(UploadArgs),
     /// Ask a collection for the chunks closest to a question.
     Query(QueryArgs),
+    /// Measure retrieval quality: hit@1, hit@k, MRR@k and nDCG@k per search mode, from a
+    /// JSON-lines file of {"query", "relevant": [paths or document ids]}.
+    Eval(EvalArgs),
     /// Manage documents.
     Doc(DocArgs),
     /// Contract administration: subscribers, API keys, workers, reward epochs (signed by --key).
@@ -276,9 +279,34 @@ pub struct QueryArgs {
     /// Exact (brute-force) search instead of the HNSW index, for checking recall.
     #[arg(long)]
     pub exact: bool,
+    /// How to rank: dense (embeddings), sparse (keywords) or hybrid (both, fused).
+    #[arg(long, default_value = "hybrid", env = "PRAG_SEARCH_MODE")]
+    pub mode: prag_proto::api::SearchMode,
     /// The question.
     #[arg(required = true, num_args = 1..)]
     pub text: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The collection's name.
+    #[arg(long, short)]
+    pub collection: String,
+    /// The cut-off of every metric (1-20).
+    #[arg(short = 'k', long, default_value_t = 10)]
+    pub k: usize,
+    /// The modes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "dense,sparse,hybrid")]
+    pub modes: Vec<prag_proto::api::SearchMode>,
+    /// Exact (brute-force) dense search instead of the HNSW index.
+    #[arg(long)]
+    pub exact: bool,
+    /// The questions: one JSON object per line, {"query": "...", "relevant": ["path", ...]}.
+    pub questions: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]

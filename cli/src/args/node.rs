@@ -34,6 +34,11 @@ pub struct NodeArgs {
     /// Tokens shared by consecutive chunks (fewer than --chunk-tokens).
     #[arg(long, env = "PRAG_CHUNK_OVERLAP", default_value_t = 32)]
     pub chunk_overlap: usize,
+    /// How documents are cut: `structured` follows headings, sections, paragraphs, lists, code
+    /// and tables, and starts each chunk with the title and section path; `tokens` cuts plain
+    /// windows of --chunk-tokens.
+    #[arg(long, env = "PRAG_CHUNKING", default_value = "structured", value_parser = ["structured", "tokens"])]
+    pub chunking: String,
     /// Largest accepted file, in MiB.
     #[arg(long, env = "PRAG_MAX_FILE_MB", default_value_t = 64)]
     pub max_file_mb: usize,

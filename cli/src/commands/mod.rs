@@ -7,6 +7,7 @@ pub mod console;
 pub mod demo;
 pub mod doc;
 pub mod embed;
+pub mod eval;
 pub mod internal;
 pub mod keys;
 pub mod market;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Collection(args) => collection::run(args),
         Command::Upload(args) => upload::run(args),
         Command::Query(args) => query::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Doc(args) => doc::run(args),
         Command::Status(args) => status::run(args),
         Command::Admin(args) => admin::run(args),

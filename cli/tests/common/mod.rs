@@ -25,3 +25,10 @@ pub fn cli_storage_identity(data: &std::path::Path) -> (serde_json::Value, Strin
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity json");
     (v, std::fs::read_to_string(report).expect("report"))
 }
+
+/// A hit's text without its first line, the context (title and section path) every chunk starts
+/// with.
+#[allow(dead_code)]
+pub fn chunk_body(text: &str) -> &str {
+    text.split_once('\n').map_or(text, |(_, body)| body)
+}

@@ -61,7 +61,14 @@ impl Access {
         }
         let found = self
             .retrieval
-            .retrieve(&subject.actor, &allowed.collection, std::mem::take(&mut req.text), req.k, false)
+            .retrieve(
+                &subject.actor,
+                &allowed.collection,
+                std::mem::take(&mut req.text),
+                req.k,
+                false,
+                req.mode.unwrap_or_default(),
+            )
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::BadRequest => e,

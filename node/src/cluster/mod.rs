@@ -26,7 +26,7 @@ use prag_proto::api::{ClusterStatus, PeerView};
 
 pub(crate) use catalog::Source;
 
-use crate::collections::{Collection, SearchHits};
+use crate::collections::{Collection, SearchHits, ShardQuery};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::PromText;
 
@@ -48,17 +48,25 @@ pub(crate) trait StorageNet: Send + Sync {
     /// asked.
     fn search_sources(&self, c: &Collection) -> Option<BTreeMap<u32, Vec<Source>>>;
 
-    /// Asks `peer` for the top `k` of `shards` of `c`; question and answer sealed under the
-    /// collection key.
+    /// Asks `peer` for the rankings `query` asks of `shards` of `c`; question and answer sealed
+    /// under the collection key.
     fn ask_search(
         &self,
         c: Arc<Collection>,
         peer: PeerId,
         shards: Vec<u32>,
-        vector: Arc<Vec<f32>>,
-        k: usize,
-        exact: bool,
+        query: Arc<ShardQuery>,
     ) -> BoxFuture<'static, Result<SearchHits>>;
+
+    /// Asks `peer` how many chunks of `shards` of `c` hold each of `terms` (and how many chunks
+    /// those shards hold); sealed like a search.
+    fn ask_term_counts(
+        &self,
+        c: Arc<Collection>,
+        peer: PeerId,
+        shards: Vec<u32>,
+        terms: Arc<Vec<u32>>,
+    ) -> BoxFuture<'static, Result<(Vec<u64>, u64)>>;
 
     /// The newest version of `doc_id` known anywhere in the network (held here or not).
     fn newest_version(&self, c: &Collection, doc_id: &str) -> Option<u64>;
@@ -105,10 +113,20 @@ impl StorageNet for Standalone {
         _: Arc<Collection>,
         peer: PeerId,
         _: Vec<u32>,
-        _: Arc<Vec<f32>>,
-        _: usize,
-        _: bool,
+        _: Arc<ShardQuery>,
     ) -> BoxFuture<'static, Result<SearchHits>> {
+        Box::pin(async move {
+            Err(Error::new(ErrorKind::Unavailable, format!("this node runs alone: it cannot ask {peer}")))
+        })
+    }
+
+    fn ask_term_counts(
+        &self,
+        _: Arc<Collection>,
+        peer: PeerId,
+        _: Vec<u32>,
+        _: Arc<Vec<u32>>,
+    ) -> BoxFuture<'static, Result<(Vec<u64>, u64)>> {
         Box::pin(async move {
             Err(Error::new(ErrorKind::Unavailable, format!("this node runs alone: it cannot ask {peer}")))
         })

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::metrics::ClusterMetrics;
 use super::replicator::{Replicator, Throttle, TransferDeps};
 use crate::attest::AttestationGate;
-use crate::collections::{Collection, Collections, SearchHits};
+use crate::collections::{Collection, Collections, SearchHits, ShardQuery};
 use crate::config::ClusterConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::StorageIdentity;
@@ -147,32 +147,51 @@ impl StorageNet for Replicated {
         c: Arc<Collection>,
         peer: PeerId,
         shards: Vec<u32>,
-        vector: Arc<Vec<f32>>,
-        k: usize,
-        exact: bool,
+        query: Arc<ShardQuery>,
     ) -> BoxFuture<'static, Result<SearchHits>> {
         let cx = Arc::clone(&self.cx);
         Box::pin(async move {
             let started = Instant::now();
-            let raw: zeroize::Zeroizing<Vec<u8>> =
-                zeroize::Zeroizing::new(vector.iter().flat_map(|f| f.to_le_bytes()).collect());
+            let raw = zeroize::Zeroizing::new(query.encode_vectors());
             let request_id = crate::crypto::random_hex::<16>()?;
             let (q_key, a_key) = c.search_keys(&request_id);
             let body = q_key.seal(&raw)?;
-            let request = ClusterRequest::Search { cid: c.id().to_string(), shards, k, exact, request_id };
-            let answer = cx.net.ask_cluster(peer, Framed::with_body(request, body)).await?;
-            let sealed = match answer.head {
-                ClusterResponse::Hits => answer.body,
-                ClusterResponse::Refused(e) => return Err(e.into()),
-                other => return Err(Error::new(ErrorKind::Unavailable, format!("peer {peer} answered {other:?}"))),
-            };
-            let json = a_key
-                .open(&sealed)
-                .map_err(|_| Error::new(ErrorKind::Unavailable, format!("peer {peer}'s answer does not open")))?;
+            let request =
+                ClusterRequest::Search { cid: c.id().to_string(), shards, k: query.k, exact: query.exact, request_id };
+            let json =
+                ask_sealed(&cx, peer, Framed::with_body(request, body), &a_key, |h| matches!(h, ClusterResponse::Hits))
+                    .await?;
             let a: SearchAnswer = serde_json::from_slice(&json)
                 .map_err(|e| Error::new(ErrorKind::Unavailable, format!("peer {peer}'s answer: {e}")))?;
             cx.metrics.remote_search_seconds.observe(started.elapsed().as_secs_f64());
-            Ok(SearchHits { hits: a.hits, unreadable: a.unreadable })
+            Ok(SearchHits { hits: a.hits, sparse_hits: a.sparse_hits, unreadable: a.unreadable })
+        })
+    }
+
+    fn ask_term_counts(
+        &self,
+        c: Arc<Collection>,
+        peer: PeerId,
+        shards: Vec<u32>,
+        terms: Arc<Vec<u32>>,
+    ) -> BoxFuture<'static, Result<(Vec<u64>, u64)>> {
+        let cx = Arc::clone(&self.cx);
+        Box::pin(async move {
+            let raw: Vec<u8> = terms.iter().flat_map(|t| t.to_le_bytes()).collect();
+            let request_id = crate::crypto::random_hex::<16>()?;
+            let (q_key, a_key) = c.search_keys(&request_id);
+            let body = q_key.seal(&raw)?;
+            let request = ClusterRequest::TermCounts { cid: c.id().to_string(), shards, request_id };
+            let plain = ask_sealed(&cx, peer, Framed::with_body(request, body), &a_key, |h| {
+                matches!(h, ClusterResponse::TermCounts)
+            })
+            .await?;
+            let words: Vec<u64> =
+                plain.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+            match words.split_first() {
+                Some((&n, freq)) if plain.len() == 8 * (terms.len() + 1) => Ok((freq.to_vec(), n)),
+                _ => Err(Error::new(ErrorKind::Unavailable, format!("peer {peer}'s term counts are malformed"))),
+            }
         })
     }
 
@@ -247,4 +266,22 @@ impl StorageNet for Replicated {
         let unhealthy = status.map_or(0, |c| c.shards.iter().filter(|s| !s.healthy).count());
         out.gauge("prag_shards_unhealthy", "Shards with fewer reachable holders than replicas.", unhealthy as f64);
     }
+}
+
+/// Sends a sealed request to `peer` and opens the sealed answer, which must come with a head
+/// `expected` accepts.
+async fn ask_sealed(
+    cx: &Context,
+    peer: PeerId,
+    request: Framed<ClusterRequest>,
+    a_key: &crate::crypto::DataKey,
+    expected: impl Fn(&ClusterResponse) -> bool,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let answer = cx.net.ask_cluster(peer, request).await?;
+    let sealed = match answer.head {
+        ClusterResponse::Refused(e) => return Err(e.into()),
+        h if expected(&h) => answer.body,
+        other => return Err(Error::new(ErrorKind::Unavailable, format!("peer {peer} answered {other:?}"))),
+    };
+    a_key.open(&sealed).map_err(|_| Error::new(ErrorKind::Unavailable, format!("peer {peer}'s answer does not open")))
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
-use crate::collections::Collection;
+use crate::collections::{Collection, MAX_DEPTH, ShardQuery};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::HpkePublicKey;
 use crate::net::ClusterInbound;
@@ -25,6 +25,7 @@ enum Admitted {
     Sync,
     Fetch { cid: String, doc_id: String, version: u64, offset: u64, max: u32 },
     Search { cid: String, shards: Vec<u32>, k: usize, exact: bool, request_id: String },
+    TermCounts { cid: String, shards: Vec<u32>, request_id: String },
     StackLog { stack: u64 },
 }
 
@@ -76,6 +77,7 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
         ClusterRequest::Search { cid, shards, k, exact, request_id } => {
             Admitted::Search { cid, shards, k, exact, request_id }
         }
+        ClusterRequest::TermCounts { cid, shards, request_id } => Admitted::TermCounts { cid, shards, request_id },
         ClusterRequest::StackLog { stack } => Admitted::StackLog { stack },
     };
     let hpke = match admission(cx, peer).await {
@@ -96,6 +98,8 @@ async fn answer(cx: &Context, peer: PeerId, request: Framed<ClusterRequest>) -> 
                 .await
                 .map(|body| Framed::with_body(ClusterResponse::Hits, body))
         }
+        Admitted::TermCounts { cid, shards, request_id } => term_counts(cx, &cid, shards, &request_id, request.body)
+            .map(|body| Framed::with_body(ClusterResponse::TermCounts, body)),
         Admitted::StackLog { stack } => {
             stack_log(cx, peer, stack, &hpke).map(|body| Framed::with_body(ClusterResponse::StackLog, body))
         }
@@ -169,7 +173,15 @@ async fn piece(cx: &Context, cid: &str, doc_id: &str, version: u64, offset: u64,
     }
 }
 
-/// Runs a search for a peer: opens the sealed vector, searches the asked shards, seals the hits.
+/// The collection a peer's search names, and the keys its request id gives.
+fn searched(cx: &Context, cid: &str, request_id: &str) -> Result<Arc<Collection>> {
+    if request_id.is_empty() || request_id.len() > 64 {
+        return Err(Error::bad_request("bad search request"));
+    }
+    cx.collections.by_id(cid).ok_or_else(|| Error::new(ErrorKind::UnknownCollection, format!("no collection {cid}")))
+}
+
+/// Runs a search for a peer: opens the sealed question, ranks the asked shards, seals the hits.
 async fn search(
     cx: &Context,
     cid: &str,
@@ -177,28 +189,42 @@ async fn search(
     k: usize,
     exact: bool,
     request_id: &str,
-    sealed_vector: Vec<u8>,
+    sealed_query: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let c: Arc<Collection> = cx
-        .collections
-        .by_id(cid)
-        .ok_or_else(|| Error::new(ErrorKind::UnknownCollection, format!("no collection {cid}")))?;
-    if k == 0 || k > prag_proto::api::MAX_K || request_id.is_empty() || request_id.len() > 64 {
+    let c = searched(cx, cid, request_id)?;
+    if k == 0 || k > MAX_DEPTH {
         return Err(Error::bad_request("bad search request"));
     }
     let (q_key, a_key) = c.search_keys(request_id);
-    let raw = q_key.open(&sealed_vector).map_err(|_| Error::bad_request("the sealed query does not open"))?;
-    if raw.len() % 4 != 0 || raw.len() / 4 != cx.dimension {
-        return Err(Error::bad_request("the query vector has the wrong dimension"));
-    }
-    let vector: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let raw = q_key.open(&sealed_query).map_err(|_| Error::bad_request("the sealed query does not open"))?;
+    let query = ShardQuery::decode_vectors(&raw, cx.dimension, k, exact)?;
     let only: HashSet<u32> = shards.into_iter().collect();
-    let found = tokio::task::spawn_blocking(move || c.search(&vector, k, exact, Some(&only))).await??;
-    let answer = SearchAnswer { hits: found.hits, unreadable: found.unreadable };
+    let found = tokio::task::spawn_blocking(move || c.search_shards(&query, Some(&only))).await??;
+    let answer = SearchAnswer { hits: found.hits, sparse_hits: found.sparse_hits, unreadable: found.unreadable };
     let json = zeroize::Zeroizing::new(
         serde_json::to_vec(&answer).map_err(|e| Error::internal("cannot encode a search answer", e))?,
     );
     Ok(a_key.seal(&json)?)
+}
+
+/// Counts terms for a peer's keyword search: opens the sealed term ids, counts them over the
+/// asked shards, seals the counts.
+fn term_counts(cx: &Context, cid: &str, shards: Vec<u32>, request_id: &str, sealed_terms: Vec<u8>) -> Result<Vec<u8>> {
+    let c = searched(cx, cid, request_id)?;
+    let (q_key, a_key) = c.search_keys(request_id);
+    let raw = q_key.open(&sealed_terms).map_err(|_| Error::bad_request("the sealed terms do not open"))?;
+    if raw.len() % 4 != 0 || raw.len() / 4 > crate::lexical::MAX_TERMS {
+        return Err(Error::bad_request("bad term list"));
+    }
+    let terms: Vec<u32> = raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let only: HashSet<u32> = shards.into_iter().collect();
+    let (freq, n) = c.term_frequencies(&terms, Some(&only));
+    let mut plain = Vec::with_capacity(8 * (freq.len() + 1));
+    plain.extend_from_slice(&n.to_le_bytes());
+    for f in freq {
+        plain.extend_from_slice(&f.to_le_bytes());
+    }
+    Ok(a_key.seal(&plain)?)
 }
 
 /// A stack's log for an attester: the market decides whether this peer's storage key may have

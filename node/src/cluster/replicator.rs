@@ -273,9 +273,20 @@ async fn install(c: &Arc<Collection>, doc: &str, version: u64, part: &std::path:
         .into_iter()
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::new(ErrorKind::Conflict, format!("received file refused: {e}")))?;
-    let (locations, vectors): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-    let ready =
-        ReadyDocument { doc_id: doc.to_string(), header: loaded.header, bytes: loaded.bytes, locations, vectors };
+    let (mut locations, mut vectors, mut sparse) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in chunks {
+        locations.push(chunk.loc);
+        vectors.push(chunk.vector);
+        sparse.push(chunk.sparse);
+    }
+    let ready = ReadyDocument {
+        doc_id: doc.to_string(),
+        header: loaded.header,
+        bytes: loaded.bytes,
+        locations,
+        vectors,
+        sparse,
+    };
     let (d, p) = (doc.to_string(), part.to_path_buf());
     c.commit(vec![ready], move |store| store.place_replica(&d, &p)).await?;
     Ok(true)

@@ -10,7 +10,10 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::{DataKey, KeyContext, Purpose};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{PointId, VectorIndex};
+use crate::index::{IndexPoint, PointId, VectorIndex};
+use crate::lexical::counts::{DocumentTerms, document_terms};
+use crate::lexical::{SparseVector, TermCounts, TermKey};
+use crate::placement::shard_of;
 use crate::store::{ChunkLocation, CollectionMeta, CollectionStore, DocumentHeader, StoreError};
 
 /// Where a chunk lives: its document and its sealed text's place in the document file.
@@ -31,6 +34,9 @@ pub(crate) struct DocEntry {
     pub version: u64,
     /// The document file's length (what peers are told they can fetch).
     pub bytes: u64,
+    /// Its terms (keyed ids) and how many of its chunks hold each: what it adds to
+    /// [`Contents::terms`].
+    pub terms: Arc<DocumentTerms>,
 }
 
 /// The documents held here and the index points that lead to their chunks.
@@ -38,6 +44,19 @@ pub(crate) struct DocEntry {
 pub(crate) struct Contents {
     pub docs: HashMap<String, DocEntry>,
     pub points: HashMap<PointId, ChunkRef>,
+    /// Per shard, chunks holding each term (what keyword search's IDF comes from).
+    pub terms: TermCounts,
+}
+
+impl Contents {
+    /// Puts `entry` in the maps' term counts (its points are the caller's).
+    pub(crate) fn count_terms(&mut self, doc_id: &str, entry: &DocEntry, shards: u32) {
+        self.terms.add(shard_of(doc_id, shards), entry.point_ids.len() as u64, &entry.terms);
+    }
+
+    pub(crate) fn uncount_terms(&mut self, doc_id: &str, entry: &DocEntry, shards: u32) {
+        self.terms.remove(shard_of(doc_id, shards), entry.point_ids.len() as u64, &entry.terms);
+    }
 }
 
 /// The metadata that changes after creation.
@@ -60,6 +79,8 @@ pub(crate) struct ReadyDocument {
     pub bytes: u64,
     pub locations: Vec<ChunkLocation>,
     pub vectors: Vec<Vec<f32>>,
+    /// The chunks' keyword vectors, in the same order.
+    pub sparse: Vec<SparseVector>,
 }
 
 /// One chunk of the snapshot.
@@ -95,6 +116,8 @@ pub struct Collection {
     replicas: u32,
     live: Mutex<Live>,
     pub(crate) index: Arc<dyn VectorIndex>,
+    /// Turns terms into ids (derived from the collection key once).
+    term_key: TermKey,
     pub(crate) contents: RwLock<Contents>,
     /// Serialises changes (file writes, index updates, metadata writes) within the collection.
     pub(crate) commit: tokio::sync::Mutex<()>,
@@ -120,6 +143,7 @@ impl Collection {
         changes: Arc<tokio::sync::Notify>,
     ) -> Self {
         Collection {
+            term_key: store.term_key(),
             store,
             name: meta.name,
             owner: meta.owner,
@@ -235,6 +259,11 @@ impl Collection {
         u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
     }
 
+    /// The key that turns this collection's terms into ids.
+    pub(crate) fn term_key(&self) -> &TermKey {
+        &self.term_key
+    }
+
     /// The keys that seal a remote search's question (chunk 0) and answer (chunk 1).
     pub(crate) fn search_keys(&self, request_id: &str) -> (DataKey, DataKey) {
         let k = self.store.key();
@@ -285,18 +314,24 @@ impl Collection {
         mut docs: Vec<ReadyDocument>,
         place: impl FnOnce(&CollectionStore) -> Result<(), StoreError>,
     ) -> Result<Vec<bool>> {
-        // Point ids are keyed hashes: computed once, outside the lock.
+        // Point ids are keyed hashes, and term counts a walk over every chunk: computed once,
+        // outside the lock.
         let ids: Vec<Vec<PointId>> =
             docs.iter().map(|d| (0..d.locations.len() as u32).map(|i| self.point_id(&d.doc_id, i)).collect()).collect();
+        let terms: Vec<Arc<DocumentTerms>> = docs.iter().map(|d| Arc::new(document_terms(&d.sparse))).collect();
+        let shards = self.shards();
         let previous = {
             let _files = self.files.write();
             place(&self.store).map_err(|e| Error::internal("cannot put documents in place", e))?;
             let mut contents = self.contents.write();
             let mut previous = Vec::with_capacity(docs.len());
-            for (d, point_ids) in docs.iter_mut().zip(&ids) {
+            for ((d, point_ids), terms) in docs.iter_mut().zip(&ids).zip(terms) {
                 let old = contents.docs.get(&d.doc_id).cloned();
                 for id in old.iter().flat_map(|o| &o.point_ids) {
                     contents.points.remove(id);
+                }
+                if let Some(o) = &old {
+                    contents.uncount_terms(&d.doc_id, o, shards);
                 }
                 for (i, (id, loc)) in point_ids.iter().zip(std::mem::take(&mut d.locations)).enumerate() {
                     contents.points.insert(*id, ChunkRef { doc_id: d.doc_id.clone(), chunk: i as u32, loc });
@@ -307,7 +342,9 @@ impl Collection {
                     point_ids: point_ids.clone(),
                     version: d.header.version,
                     bytes: d.bytes,
+                    terms,
                 };
+                contents.count_terms(&d.doc_id, &entry, shards);
                 contents.docs.insert(d.doc_id.clone(), entry);
                 previous.push(old);
             }
@@ -316,7 +353,13 @@ impl Collection {
         };
         let mut replaced = Vec::with_capacity(docs.len());
         for ((d, point_ids), old) in docs.into_iter().zip(ids).zip(previous) {
-            self.index.upsert(point_ids.iter().copied().zip(d.vectors).collect())?;
+            let points = point_ids
+                .iter()
+                .zip(d.vectors)
+                .zip(d.sparse)
+                .map(|((&id, vector), sparse)| IndexPoint { id, vector, sparse })
+                .collect();
+            self.index.upsert(points)?;
             if let Some(old) = &old {
                 let keep: HashSet<PointId> = point_ids.iter().copied().collect();
                 let stale: Vec<PointId> = old.point_ids.iter().copied().filter(|id| !keep.contains(id)).collect();
@@ -345,6 +388,7 @@ impl Collection {
                 for p in &entry.point_ids {
                     contents.points.remove(p);
                 }
+                contents.uncount_terms(&id, &entry, coll.shards());
                 contents.docs.remove(&id);
                 coll.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 entry

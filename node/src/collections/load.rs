@@ -10,9 +10,11 @@ use std::time::Instant;
 use super::collection::{ChunkRef, Collection, Contents, DocEntry};
 use super::registry::Collections;
 use crate::error::Result;
+use crate::index::IndexPoint;
+use crate::lexical::counts::document_terms;
 use crate::metrics::Metrics;
 use crate::store::collection::list_dirs;
-use crate::store::{Claim, CollectionMeta, CollectionStore, DocumentHeader};
+use crate::store::{Claim, CollectionMeta, CollectionStore, DocumentHeader, LoadedChunk};
 
 /// What loading found, for the start-up log line.
 #[derive(Debug, Default, Clone, Copy)]
@@ -138,14 +140,16 @@ impl Collections {
                 }
             };
             let mut point_ids = Vec::with_capacity(doc.chunks.len());
+            let mut sparse_seen = Vec::with_capacity(doc.chunks.len());
             for (i, chunk) in doc.chunks.into_iter().enumerate() {
                 let i = i as u32;
                 match chunk {
-                    Ok((loc, vector)) => {
+                    Ok(LoadedChunk { loc, vector, sparse }) => {
                         let id = collection.point_id(&doc_id, i);
                         point_ids.push(id);
                         contents.points.insert(id, ChunkRef { doc_id: doc_id.clone(), chunk: i, loc });
-                        batch.push((id, vector));
+                        sparse_seen.push(sparse.clone());
+                        batch.push(IndexPoint { id, vector, sparse });
                         chunks += 1;
                     }
                     Err(e) => {
@@ -158,7 +162,10 @@ impl Collections {
             }
             let bytes = doc.bytes;
             let DocumentHeader { path, fingerprint, version, .. } = doc.header;
-            contents.docs.insert(doc_id, DocEntry { path, fingerprint, point_ids, version, bytes });
+            let terms = std::sync::Arc::new(document_terms(&sparse_seen));
+            let entry = DocEntry { path, fingerprint, point_ids, version, bytes, terms };
+            contents.count_terms(&doc_id, &entry, collection.shards());
+            contents.docs.insert(doc_id, entry);
         }
         collection.index.upsert(batch)?;
         let live: HashSet<u64> = contents.points.keys().copied().collect();

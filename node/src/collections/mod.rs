@@ -14,4 +14,4 @@ pub use collection::Snapshot;
 pub use collection::{Collection, validate_collection_name};
 pub use registry::Collections;
 pub(crate) use registry::{NewCollection, Quota};
-pub(crate) use search::SearchHits;
+pub(crate) use search::{MAX_DEPTH, SearchHits, ShardQuery};

@@ -82,7 +82,7 @@ impl Collection {
                 .map_err(|e| Error::internal(format!("cannot open document {doc_id} for the snapshot"), e))?;
             let mut commitments = Vec::with_capacity(doc.chunks.len());
             for (i, chunk) in doc.chunks.into_iter().enumerate() {
-                let (loc, vector) =
+                let crate::store::LoadedChunk { loc, vector, .. } =
                     chunk.map_err(|e| Error::internal(format!("chunk {i} of {doc_id} cannot be read"), e))?;
                 let text = self
                     .store

@@ -4,12 +4,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use qdrant_edge::{
-    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, NamedQuery,
-    PointId as QPointId, PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum, QueryRequest,
-    ScoringQuery, SearchParams, UpdateOperation, VectorInternal, VectorStructPersisted,
+    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
+    EdgeVectorParamsBuilder, NamedQuery, PointId as QPointId, PointInsertOperations, PointOperations,
+    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, SearchParams, SparseVector as QSparseVector,
+    UpdateOperation, VectorInternal, VectorPersisted, VectorStructPersisted,
 };
 
-use super::{IndexBackend, IndexError, IndexRead, IndexStats, IndexWrite, PointId, VectorIndex};
+use super::{IndexBackend, IndexError, IndexPoint, IndexRead, IndexStats, IndexWrite, PointId, VectorIndex};
+use crate::lexical::SparseVector;
+
+/// The name of the keyword vector in the engine. No IDF modifier: the node weights the question
+/// by IDF itself, over the shards it searches, so a distributed search scores as one node would.
+pub(crate) const SPARSE_NAME: &str = "prag-terms";
 
 fn engine(e: impl std::fmt::Display) -> IndexError {
     IndexError::Engine(e.to_string())
@@ -129,6 +135,7 @@ impl IndexBackend for EdgeBackend {
             .map_err(|e| IndexError::Dir { path: path.display().to_string(), reason: e.to_string() })?;
         let config = EdgeConfigBuilder::new()
             .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build())
+            .sparse_vector(SPARSE_NAME, EdgeSparseVectorParamsBuilder::new().build())
             .build();
         let shard = EdgeShard::new(&path, config).map_err(engine)?;
         Ok(Arc::new(EdgeIndex { shard }))
@@ -139,17 +146,38 @@ pub struct EdgeIndex {
     shard: EdgeShard,
 }
 
+impl EdgeIndex {
+    fn run(&self, request: QueryRequest) -> Result<Vec<(PointId, f32)>, IndexError> {
+        let hits = self.shard.query(request).map_err(engine)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|p| match p.id {
+                QPointId::NumId(id) => Some((id, p.score)),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
 impl IndexWrite for EdgeIndex {
-    fn upsert(&self, points: Vec<(PointId, Vec<f32>)>) -> Result<(), IndexError> {
+    fn upsert(&self, points: Vec<IndexPoint>) -> Result<(), IndexError> {
         if points.is_empty() {
             return Ok(());
         }
         let points = points
             .into_iter()
-            .map(|(id, v)| PointStructPersisted {
-                id: QPointId::NumId(id),
-                vector: VectorStructPersisted::Single(v),
-                payload: None,
+            .map(|p| {
+                let mut named = std::collections::HashMap::new();
+                named.insert(DEFAULT_VECTOR_NAME.into(), VectorPersisted::Dense(p.vector));
+                if !p.sparse.is_empty() {
+                    let sparse = QSparseVector { indices: p.sparse.indices, values: p.sparse.values };
+                    named.insert(SPARSE_NAME.into(), VectorPersisted::Sparse(sparse));
+                }
+                PointStructPersisted {
+                    id: QPointId::NumId(p.id),
+                    vector: VectorStructPersisted::Named(named),
+                    payload: None,
+                }
             })
             .collect();
         self.shard
@@ -180,14 +208,20 @@ impl IndexRead for EdgeIndex {
             DEFAULT_VECTOR_NAME,
         ))));
         request.params = Some(SearchParams { exact, ..Default::default() });
-        let hits = self.shard.query(request).map_err(engine)?;
-        Ok(hits
-            .into_iter()
-            .filter_map(|p| match p.id {
-                QPointId::NumId(id) => Some((id, p.score)),
-                _ => None,
-            })
-            .collect())
+        self.run(request)
+    }
+
+    fn search_sparse(&self, query: &SparseVector, k: usize) -> Result<Vec<(PointId, f32)>, IndexError> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sparse = QSparseVector { indices: query.indices.clone(), values: query.values.clone() };
+        let mut request = QueryRequest::new(k);
+        request.query = Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+            VectorInternal::Sparse(sparse),
+            SPARSE_NAME,
+        ))));
+        self.run(request)
     }
 
     fn stats(&self) -> Result<IndexStats, IndexError> {

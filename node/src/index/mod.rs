@@ -13,8 +13,19 @@ pub mod rotation;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::lexical::SparseVector;
+
 /// A point id: a keyed hash of (collection, document, chunk), stable across restarts.
 pub type PointId = u64;
+
+/// A chunk as the index holds it: its id, its dense vector and its keyword vector (keyed term
+/// ids, see `crate::lexical`).
+#[derive(Debug, Clone)]
+pub struct IndexPoint {
+    pub id: PointId,
+    pub vector: Vec<f32>,
+    pub sparse: SparseVector,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -39,7 +50,7 @@ pub struct IndexStats {
 
 /// Writes to one collection's index.
 pub trait IndexWrite {
-    fn upsert(&self, points: Vec<(PointId, Vec<f32>)>) -> Result<(), IndexError>;
+    fn upsert(&self, points: Vec<IndexPoint>) -> Result<(), IndexError>;
     fn delete(&self, ids: &[PointId]) -> Result<(), IndexError>;
     /// Builds/merges index structures; returns whether anything changed. Slow; run off the
     /// request path.
@@ -56,6 +67,9 @@ pub trait IndexWrite {
 pub trait IndexRead {
     /// Top `k` by cosine similarity, best first. `exact` bypasses the approximate index.
     fn search(&self, vector: &[f32], k: usize, exact: bool) -> Result<Vec<(PointId, f32)>, IndexError>;
+    /// Top `k` by the dot product with `query` (BM25 when its weights are IDFs), best first; only
+    /// points sharing a term with it.
+    fn search_sparse(&self, query: &SparseVector, k: usize) -> Result<Vec<(PointId, f32)>, IndexError>;
     fn stats(&self) -> Result<IndexStats, IndexError>;
 }
 

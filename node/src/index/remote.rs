@@ -1,7 +1,9 @@
 //! A Qdrant server as the index (`--index qdrant=URL`), through `qdrant-client` over gRPC.
 //!
 //! What leaves the node: point ids (keyed hashes, meaningless without the master key), vectors
-//! rotated by the collection's [`SecretRotation`], and nothing else: points carry no payload (chunk
+//! rotated by the collection's [`SecretRotation`], keyword vectors (keyed term ids with their
+//! weights: the server can see how often an unknown id occurs, never which word it stands for),
+//! and nothing else: points carry no payload (chunk
 //! text stays sealed in the local store and is read from there). The server's collection is named
 //! `prag-<collection id>`, where the id is itself a keyed hash, so collection names stay private.
 //!
@@ -16,12 +18,23 @@ use std::time::Duration;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::{
-    CreateCollectionBuilder, DeletePointsBuilder, Distance, PointStruct, PointsIdsList, Query, QueryPointsBuilder,
-    ScrollPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    CreateCollectionBuilder, DeletePointsBuilder, Distance, NamedVectors, PointStruct, PointsIdsList, Query,
+    QueryPointsBuilder, ScrollPointsBuilder, SearchParamsBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpdateCollectionBuilder, UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder,
 };
 
+use super::edge::SPARSE_NAME;
 use super::rotation::SecretRotation;
-use super::{IndexBackend, IndexError, IndexRead, IndexStats, IndexWrite, PointId, VectorIndex};
+use super::{IndexBackend, IndexError, IndexPoint, IndexRead, IndexStats, IndexWrite, PointId, VectorIndex};
+use crate::lexical::SparseVector;
+
+/// The server's keyword-vector configuration: one sparse vector, no IDF modifier (the node sends
+/// the question's IDF weights itself; term ids are keyed hashes, see `crate::lexical`).
+fn sparse_config() -> SparseVectorsConfigBuilder {
+    let mut config = SparseVectorsConfigBuilder::default();
+    config.add_named_vector_params(SPARSE_NAME, SparseVectorParamsBuilder::default());
+    config
+}
 
 /// Points per upsert request: 512 × 384 floats ≈ 0.8 MB, well under gRPC message limits.
 const UPSERT_BATCH: usize = 512;
@@ -81,10 +94,26 @@ impl IndexBackend for RemoteBackend {
                 client
                     .create_collection(
                         CreateCollectionBuilder::new(&name)
-                            .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
+                            .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine))
+                            .sparse_vectors_config(sparse_config()),
                     )
                     .await
                     .map_err(|e| engine(&url, format!("cannot create collection {name}: {e}")))?;
+            } else {
+                // A collection made before keyword search: give it the sparse vector.
+                let info = client.collection_info(&name).await.map_err(|e| engine(&url, e))?;
+                let has_sparse = info
+                    .result
+                    .and_then(|r| r.config)
+                    .and_then(|c| c.params)
+                    .and_then(|p| p.sparse_vectors_config)
+                    .is_some_and(|s| s.map.contains_key(SPARSE_NAME));
+                if !has_sparse {
+                    client
+                        .update_collection(UpdateCollectionBuilder::new(&name).sparse_vectors_config(sparse_config()))
+                        .await
+                        .map_err(|e| engine(&url, format!("cannot add keyword vectors to collection {name}: {e}")))?;
+                }
             }
             Ok::<_, IndexError>(())
         })?;
@@ -141,11 +170,20 @@ fn num_id(id: Option<&qdrant_client::qdrant::PointId>) -> Option<PointId> {
 }
 
 impl IndexWrite for RemoteIndex {
-    fn upsert(&self, points: Vec<(PointId, Vec<f32>)>) -> Result<(), IndexError> {
+    fn upsert(&self, points: Vec<IndexPoint>) -> Result<(), IndexError> {
         for batch in points.chunks(UPSERT_BATCH) {
             let structs: Vec<PointStruct> = batch
                 .iter()
-                .map(|(id, v)| PointStruct::new(*id, self.rotation.apply(v), qdrant_client::Payload::new()))
+                .map(|p| {
+                    let mut vectors = NamedVectors::default().add_vector("", self.rotation.apply(&p.vector));
+                    if !p.sparse.is_empty() {
+                        vectors = vectors.add_vector(
+                            SPARSE_NAME,
+                            Vector::new_sparse(p.sparse.indices.clone(), p.sparse.values.clone()),
+                        );
+                    }
+                    PointStruct::new(p.id, vectors, qdrant_client::Payload::new())
+                })
                 .collect();
             wait(&self.runtime, self.client.upsert_points(UpsertPointsBuilder::new(&self.name, structs).wait(true)))
                 .map_err(|e| self.err(e))?;
@@ -183,6 +221,18 @@ impl IndexRead for RemoteIndex {
             .query(Query::new_nearest(self.rotation.apply(vector)))
             .limit(k as u64)
             .params(SearchParamsBuilder::default().exact(exact));
+        let found = wait(&self.runtime, self.client.query(request)).map_err(|e| self.err(e))?;
+        Ok(found.result.iter().filter_map(|p| Some((num_id(p.id.as_ref())?, p.score))).collect())
+    }
+
+    fn search_sparse(&self, query: &SparseVector, k: usize) -> Result<Vec<(PointId, f32)>, IndexError> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = QueryPointsBuilder::new(&self.name)
+            .query(Query::new_nearest(VectorInput::new_sparse(query.indices.clone(), query.values.clone())))
+            .using(SPARSE_NAME)
+            .limit(k as u64);
         let found = wait(&self.runtime, self.client.query(request)).map_err(|e| self.err(e))?;
         Ok(found.result.iter().filter_map(|p| Some((num_id(p.id.as_ref())?, p.score))).collect())
     }

@@ -6,9 +6,10 @@
 //! code in [`plan`]; [`Retrieval::search`] only runs what the plan says and tells it what came of
 //! it.
 
+pub(crate) mod fusion;
 pub(crate) mod plan;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -18,11 +19,13 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use k256::ecdsa::VerifyingKey;
 use prag_embedder::Embedder;
-use prag_proto::api::{MAX_K, MAX_QUERY_BYTES, QueryRequest, QueryResponse};
+use prag_proto::api::{Hit, MAX_K, MAX_QUERY_BYTES, QueryRequest, QueryResponse, SearchMode};
 
 use crate::cluster::{Source, StorageNet};
-use crate::collections::{Collection, Collections, SearchHits};
+use crate::collections::{Collection, Collections, ShardQuery};
 use crate::error::{Error, Result};
+use crate::index::PointId;
+use crate::lexical::{SparseVector, query_vector};
 use crate::metrics::Metrics;
 use plan::{Launch, SearchPlan, merge};
 
@@ -34,6 +37,24 @@ pub struct Retrieved {
     pub missing_shards: Vec<u32>,
 }
 
+/// A question ready to search: its vector (empty in keyword mode) and its keyed term ids (empty
+/// in dense mode).
+#[derive(Debug, Clone)]
+pub(crate) struct Question {
+    pub vector: Vec<f32>,
+    pub terms: Vec<u32>,
+    pub k: usize,
+    pub exact: bool,
+    pub mode: SearchMode,
+}
+
+impl Question {
+    /// How deep each ranking is taken: the answer's `k`, or deeper when two are fused.
+    fn depth(&self) -> usize {
+        if self.mode == SearchMode::Hybrid { fusion::depth(self.k) } else { self.k }
+    }
+}
+
 /// The retrieval component.
 pub struct Retrieval {
     embedder: Embedder,
@@ -42,7 +63,7 @@ pub struct Retrieval {
     metrics: Arc<Metrics>,
 }
 
-type Pending = BoxFuture<'static, (Launch, Result<SearchHits>)>;
+type Pending<T> = BoxFuture<'static, (Launch, Result<T>)>;
 
 impl Retrieval {
     pub(crate) fn new(
@@ -60,19 +81,21 @@ impl Retrieval {
         let coll = self.collections.get(collection)?;
         coll.check_owner(caller)?;
         let tenant = prag_proto::account::public_key_hex(caller);
-        let found = self.retrieve(&tenant, &coll, req.text, req.k, req.exact).await?;
+        let found = self.retrieve(&tenant, &coll, req.text, req.k, req.exact, req.mode).await?;
         Ok(QueryResponse {
             hits: found.hits,
             unreadable: found.unreadable,
             exact: req.exact,
+            mode: req.mode,
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             partial: !found.missing_shards.is_empty(),
             missing_shards: found.missing_shards,
         })
     }
 
-    /// Checks the question, embeds it on `tenant`'s turn, and searches every shard of `coll`.
-    /// Chunks that fail their integrity check come back apart (and are counted).
+    /// Checks the question, embeds it on `tenant`'s turn (unless the mode is keywords only),
+    /// hashes its terms (unless dense only), and searches every shard of `coll`. Chunks that fail
+    /// their integrity check come back apart (and are counted).
     pub(crate) async fn retrieve(
         &self,
         tenant: &str,
@@ -80,17 +103,22 @@ impl Retrieval {
         text: String,
         k: usize,
         exact: bool,
+        mode: SearchMode,
     ) -> Result<Retrieved> {
         let started = Instant::now();
         check_question(&text, k)?;
-        let vector = self
-            .embedder
-            .embed_for(tenant, vec![text])
-            .await
-            .map_err(|e| Error::internal("cannot embed the question", e))?
-            .pop()
-            .ok_or_else(|| Error::internal("the embedder returned no vector", std::io::Error::other("empty")))?;
-        let found = self.search(coll, vector, k, exact).await?;
+        let terms = if mode.uses_sparse() { coll.term_key().query_terms(&text) } else { Vec::new() };
+        let vector = if mode.uses_dense() {
+            self.embedder
+                .embed_for(tenant, vec![text])
+                .await
+                .map_err(|e| Error::internal("cannot embed the question", e))?
+                .pop()
+                .ok_or_else(|| Error::internal("the embedder returned no vector", std::io::Error::other("empty")))?
+        } else {
+            Vec::new()
+        };
+        let found = self.search(coll, Question { vector, terms, k, exact, mode }).await?;
         let altered = found.unreadable.iter().filter(|u| u.error.starts_with(crate::store::INTEGRITY_MESSAGE));
         for u in altered {
             self.metrics.integrity_errors.fetch_add(1, Ordering::Relaxed);
@@ -106,38 +134,124 @@ impl Retrieval {
         self.embedder.tokenizer().count_tokens(text).unwrap_or(0) as u64
     }
 
-    /// Searches every shard of `collection` for an already embedded question.
+    /// Searches every shard of `collection` for an already embedded question (dense ranking).
     pub async fn search_vector(&self, collection: &str, vector: Vec<f32>, k: usize, exact: bool) -> Result<Retrieved> {
         let coll = self.collections.get(collection)?;
-        self.search(&coll, vector, k, exact).await
+        self.search(&coll, Question { vector, terms: Vec::new(), k, exact, mode: SearchMode::Dense }).await
+    }
+
+    /// Searches every shard of `collection` for a question already embedded as `vector` (unused
+    /// in keyword mode), whose `text` gives the keywords: a query without the model's time, for
+    /// benchmarks.
+    pub async fn search_prepared(
+        &self,
+        collection: &str,
+        text: &str,
+        vector: Vec<f32>,
+        k: usize,
+        exact: bool,
+        mode: SearchMode,
+    ) -> Result<Retrieved> {
+        let coll = self.collections.get(collection)?;
+        let terms = if mode.uses_sparse() { coll.term_key().query_terms(text) } else { Vec::new() };
+        self.search(&coll, Question { vector, terms, k, exact, mode }).await
     }
 
     /// Searches every shard of `c`: here alone when this node holds everything, else as the plan
-    /// says.
-    async fn search(&self, c: &Arc<Collection>, vector: Vec<f32>, k: usize, exact: bool) -> Result<Retrieved> {
+    /// says — first the term counts every keyword search needs for one IDF over all shards, then
+    /// the rankings; each ranking is merged across shards before the two are fused, so the answer
+    /// is the one a single node holding everything would give.
+    async fn search(&self, c: &Arc<Collection>, q: Question) -> Result<Retrieved> {
         let Some(sources) = self.network.search_sources(c) else {
-            let found = local(Arc::clone(c), Arc::new(vector), k, exact, None).await?;
-            return Ok(Retrieved { hits: found.hits, unreadable: found.unreadable, missing_shards: Vec::new() });
+            let coll = Arc::clone(c);
+            let (hits, unreadable) = tokio::task::spawn_blocking(move || search_here(&coll, &q)).await??;
+            return Ok(Retrieved { hits, unreadable, missing_shards: Vec::new() });
         };
-        let vector = Arc::new(vector);
-        let (mut plan, first) = SearchPlan::new(sources);
-        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
-        let launch = |l: Launch, pending: &mut FuturesUnordered<Pending>| {
-            let ask: BoxFuture<'static, Result<SearchHits>> = match l.source {
+        let depth = q.depth();
+        let sparse = if q.mode.uses_sparse() { Some(self.idf_weights(c, &sources, &q.terms).await) } else { None };
+        let vector = if q.mode.uses_dense() { q.vector } else { Vec::new() };
+        let query = Arc::new(ShardQuery { vector, sparse, k: depth, exact: q.exact });
+        let (answers, missing) = self
+            .fan_out(c, sources, |c, l| match l.source {
                 Source::Local => {
+                    let (coll, query) = (Arc::clone(c), Arc::clone(&query));
                     let only: HashSet<u32> = l.shards.iter().copied().collect();
-                    Box::pin(local(Arc::clone(c), Arc::clone(&vector), k, exact, Some(only)))
+                    Box::pin(async move {
+                        tokio::task::spawn_blocking(move || coll.search_shards(&query, Some(&only))).await?
+                    })
                 }
                 Source::Peer(peer) => {
-                    self.network.ask_search(Arc::clone(c), peer, l.shards.clone(), Arc::clone(&vector), k, exact)
+                    self.network.ask_search(Arc::clone(c), peer, l.shards.clone(), Arc::clone(&query))
                 }
-            };
-            pending.push(Box::pin(async move { (l, ask.await) }));
+            })
+            .await;
+        if !missing.is_empty() {
+            self.metrics.partial_answers.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(collection = %c.name(), shards = ?missing, "partial answer: no replica of these shards answered");
+        }
+        let (mut dense, mut sparse, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
+        for a in answers {
+            dense.extend(a.hits);
+            sparse.extend(a.sparse_hits);
+            unreadable.extend(a.unreadable);
+        }
+        let hits = combine(q.mode, merge(dense, depth), merge(sparse, depth), q.k);
+        Ok(Retrieved { hits, unreadable, missing_shards: missing })
+    }
+
+    /// The question's terms weighted by their IDF over every shard of `c`, counted where the
+    /// plan finds each shard.
+    async fn idf_weights(
+        &self,
+        c: &Arc<Collection>,
+        sources: &std::collections::BTreeMap<u32, Vec<Source>>,
+        terms: &[u32],
+    ) -> SparseVector {
+        if terms.is_empty() {
+            return SparseVector::default();
+        }
+        let terms = Arc::new(terms.to_vec());
+        let (answers, _) = self
+            .fan_out(c, sources.clone(), |c, l| match l.source {
+                Source::Local => {
+                    let only: HashSet<u32> = l.shards.iter().copied().collect();
+                    let counted = c.term_frequencies(&terms, Some(&only));
+                    Box::pin(async move { Ok(counted) })
+                }
+                Source::Peer(peer) => {
+                    self.network.ask_term_counts(Arc::clone(c), peer, l.shards.clone(), Arc::clone(&terms))
+                }
+            })
+            .await;
+        let mut freq = vec![0u64; terms.len()];
+        let mut n = 0;
+        for (f, chunks) in answers {
+            n += chunks;
+            for (total, x) in freq.iter_mut().zip(f) {
+                *total += x;
+            }
+        }
+        query_vector(&terms, &freq, n)
+    }
+
+    /// Runs one request per launch of a search plan over `sources` — failing over and hedging
+    /// as the plan says — and returns the answers and the shards nobody answered for.
+    async fn fan_out<T: Send + 'static>(
+        &self,
+        c: &Arc<Collection>,
+        sources: std::collections::BTreeMap<u32, Vec<Source>>,
+        ask: impl Fn(&Arc<Collection>, &Launch) -> BoxFuture<'static, Result<T>>,
+    ) -> (Vec<T>, Vec<u32>) {
+        let (mut plan, first) = SearchPlan::new(sources);
+        let mut pending: FuturesUnordered<Pending<T>> = FuturesUnordered::new();
+        let launch = |l: Launch, pending: &mut FuturesUnordered<Pending<T>>| {
+            let asked = ask(c, &l);
+            pending.push(Box::pin(async move { (l, asked.await) }));
         };
         for l in first {
             launch(l, &mut pending);
         }
-        let mut answers: Vec<SearchHits> = Vec::new();
+        let mut answers = Vec::new();
         let hedge = tokio::time::sleep(self.network.hedge_after());
         tokio::pin!(hedge);
         while !plan.is_done() {
@@ -166,29 +280,67 @@ impl Retrieval {
                 }
             }
         }
-        let missing = plan.missing();
-        if !missing.is_empty() {
-            self.metrics.partial_answers.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(collection = %c.name(), shards = ?missing, "partial answer: no replica of these shards answered");
-        }
-        let (mut hits, mut unreadable) = (Vec::new(), Vec::new());
-        for a in answers {
-            hits.extend(a.hits);
-            unreadable.extend(a.unreadable);
-        }
-        Ok(Retrieved { hits: merge(hits, k), unreadable, missing_shards: missing })
+        (answers, plan.missing())
     }
 }
 
-/// The search of the chunks held here, on a blocking thread.
-async fn local(
-    c: Arc<Collection>,
-    vector: Arc<Vec<f32>>,
-    k: usize,
-    exact: bool,
-    only: Option<HashSet<u32>>,
-) -> Result<SearchHits> {
-    tokio::task::spawn_blocking(move || c.search(&vector, k, exact, only.as_ref())).await?
+/// The answer of `mode` from the two rankings (each merged, best first): one of them, or their
+/// fusion with the fused scores.
+fn combine(mode: SearchMode, mut dense: Vec<Hit>, mut sparse: Vec<Hit>, k: usize) -> Vec<Hit> {
+    match mode {
+        SearchMode::Dense => {
+            dense.truncate(k);
+            dense
+        }
+        SearchMode::Sparse => {
+            sparse.truncate(k);
+            sparse
+        }
+        SearchMode::Hybrid => {
+            let key = |h: &Hit| (h.doc_id.clone(), h.chunk);
+            let d: Vec<((String, u32), f32)> = dense.iter().map(|h| (key(h), h.score)).collect();
+            let s: Vec<((String, u32), f32)> = sparse.iter().map(|h| (key(h), h.score)).collect();
+            let mut by_key: HashMap<(String, u32), Hit> = HashMap::new();
+            for h in dense.into_iter().chain(sparse) {
+                by_key.entry(key(&h)).or_insert(h);
+            }
+            fusion::convex(&d, &s, k)
+                .into_iter()
+                .filter_map(|(key, score)| by_key.remove(&key).map(|h| Hit { score, ..h }))
+                .collect()
+        }
+    }
+}
+
+/// A search of a collection this node holds whole: both rankings by id, fused, and only the
+/// answer's texts read. The same ranking rules as [`combine`] over merged hits (score, then
+/// document and chunk), so a node alone answers as a network would.
+fn search_here(c: &Collection, q: &Question) -> Result<(Vec<Hit>, Vec<prag_proto::api::ChunkError>)> {
+    let depth = q.depth();
+    let keyed = |ranked: Vec<(PointId, f32)>| -> Vec<((String, u32), f32)> {
+        let mut out: Vec<((String, u32), f32)> =
+            ranked.into_iter().filter_map(|(id, s)| Some((c.chunk_of(id)?, s))).collect();
+        fusion::rank(&mut out);
+        out.truncate(depth);
+        out
+    };
+    let dense = if q.mode.uses_dense() { keyed(c.dense_ranking(&q.vector, depth, q.exact, None)?) } else { Vec::new() };
+    let sparse = if q.mode.uses_sparse() && !q.terms.is_empty() {
+        let (freq, n) = c.term_frequencies(&q.terms, None);
+        keyed(c.sparse_ranking(&query_vector(&q.terms, &freq, n), depth, None)?)
+    } else {
+        Vec::new()
+    };
+    let chosen: Vec<((String, u32), f32)> = match q.mode {
+        SearchMode::Dense => dense.into_iter().take(q.k).collect(),
+        SearchMode::Sparse => sparse.into_iter().take(q.k).collect(),
+        SearchMode::Hybrid => fusion::convex(&dense, &sparse, q.k),
+    };
+    let ids: Vec<(PointId, f32)> =
+        chosen.into_iter().map(|((doc, chunk), score)| (c.point_id(&doc, chunk), score)).collect();
+    let mut unreadable = Vec::new();
+    let hits = c.read_hits(&ids, &mut unreadable);
+    Ok((hits, unreadable))
 }
 
 /// A question the node will embed: not empty, not huge, a sensible `k`.

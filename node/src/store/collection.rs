@@ -318,6 +318,11 @@ impl CollectionStore {
         Ok(())
     }
 
+    /// The key that turns this collection's terms into ids (the same on every replica).
+    pub fn term_key(&self) -> crate::lexical::TermKey {
+        crate::lexical::TermKey::of_collection(&self.key, &self.id)
+    }
+
     pub fn load_document(&self, doc_id: &str) -> Result<LoadedDocument, StoreError> {
         document::load(&self.key, &self.id, doc_id, &self.document_path(doc_id))
     }

@@ -1,11 +1,15 @@
-//! One document file: a sealed header and, per chunk, its sealed text and sealed vector.
+//! One document file: a sealed header and, per chunk, its sealed text, sealed dense vector and
+//! sealed sparse (keyword) vector.
 //!
 //! ```text
-//! "PRAGDOC1"
+//! "PRAGDOC2"
 //! u32 len ‖ sealed header (JSON: path, content fingerprint, chunk count, time)
 //! per chunk: u32 len ‖ sealed text ‖ u32 len ‖ sealed vector (f32 little-endian)
+//!            ‖ u32 len ‖ sealed sparse vector (see `lexical::SparseVector::encode`)
 //! "PRAGEND1"
 //! ```
+//! Files written before keyword search (`PRAGDOC1`) have no sparse vectors; loading one computes
+//! them from its texts (opened, hashed, wiped), so old data searches like new.
 //! Every length is checked against the file size before use, so a truncated or damaged file is
 //! reported as damaged, never read out of bounds.
 
@@ -18,8 +22,11 @@ use zeroize::Zeroizing;
 
 use super::{StoreError, io_err, sync_dir};
 use crate::crypto::{KeyContext, MasterKey, Purpose};
+use crate::lexical::{SparseVector, TermKey};
 
-const MAGIC: &[u8; 8] = b"PRAGDOC1";
+const MAGIC: &[u8; 8] = b"PRAGDOC2";
+/// The format before sparse vectors.
+const MAGIC_V1: &[u8; 8] = b"PRAGDOC1";
 const END: &[u8; 8] = b"PRAGEND1";
 /// The key version new data is sealed under.
 pub const KEY_VERSION: u32 = 1;
@@ -49,6 +56,15 @@ pub fn new_version(previous: Option<u64>) -> u64 {
 pub struct NewChunk<'a> {
     pub text: &'a str,
     pub vector: &'a [f32],
+    pub sparse: &'a SparseVector,
+}
+
+/// One chunk read back at start.
+#[derive(Debug, Clone)]
+pub struct LoadedChunk {
+    pub loc: ChunkLocation,
+    pub vector: Vec<f32>,
+    pub sparse: SparseVector,
 }
 
 /// Where a chunk's sealed text lies in its document file.
@@ -64,7 +80,7 @@ pub struct LoadedDocument {
     pub header: DocumentHeader,
     /// The file's length.
     pub bytes: u64,
-    pub chunks: Vec<Result<(ChunkLocation, Vec<f32>), StoreError>>,
+    pub chunks: Vec<Result<LoadedChunk, StoreError>>,
 }
 
 fn ctx<'a>(purpose: Purpose, cid: &'a str, doc: &'a str, chunk: u32) -> KeyContext<'a> {
@@ -139,6 +155,12 @@ pub fn stage(
                 master.derive(&ctx(Purpose::ChunkVector, cid, doc_id, i)).seal(&raw).map_err(std::io::Error::other)?;
             put(&mut w, &(vec.len() as u32).to_le_bytes(), &mut offset)?;
             put(&mut w, &vec, &mut offset)?;
+            let sparse = master
+                .derive(&ctx(Purpose::ChunkSparse, cid, doc_id, i))
+                .seal(&Zeroizing::new(c.sparse.encode()))
+                .map_err(std::io::Error::other)?;
+            put(&mut w, &(sparse.len() as u32).to_le_bytes(), &mut offset)?;
+            put(&mut w, &sparse, &mut offset)?;
         }
         put(&mut w, END, &mut offset)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
@@ -175,9 +197,13 @@ pub fn load_checked(
         pos = end;
         Ok((start, &bytes[start..end]))
     };
-    if take(8)?.1 != MAGIC {
-        return Err(damaged("not a PRAG document file"));
-    }
+    let v1 = match take(8)?.1 {
+        m if m == MAGIC => false,
+        m if m == MAGIC_V1 => true,
+        _ => return Err(damaged("not a PRAG document file")),
+    };
+    // Only a file of the first format needs it: its sparse vectors come from its texts.
+    let term_key = v1.then(|| TermKey::of_collection(master, cid));
     let read_len = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
     let hlen = read_len(take(4)?.1);
     let sealed_header = take(hlen)?.1;
@@ -191,11 +217,13 @@ pub fn load_checked(
     for i in 0..header.chunks {
         let tlen = read_len(take(4)?.1);
         let (toff, sealed_text) = take(tlen)?;
-        if check_texts {
-            master
+        let text_error = || StoreError::Integrity { what: format!("text of chunk {i} of {}", path.display()) };
+        let mut text_len = 0;
+        if check_texts || v1 {
+            text_len = master
                 .derive(&ctx(Purpose::ChunkText, cid, doc_id, i))
                 .open_into(sealed_text, &mut scratch)
-                .map_err(|_| StoreError::Integrity { what: format!("text of chunk {i} of {}", path.display()) })?;
+                .map_err(|_| text_error())?;
         }
         let vlen = read_len(take(4)?.1);
         let sealed_vec = take(vlen)?.1;
@@ -205,7 +233,24 @@ pub fn load_checked(
             .open(sealed_vec)
             .map_err(|_| StoreError::Integrity { what: format!("vector of chunk {i} of {}", path.display()) })
             .map(|raw| raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
-        chunks.push(vector.map(|v| (loc, v)));
+        let sparse = match &term_key {
+            Some(key) => {
+                let text = std::str::from_utf8(&scratch[..text_len]).map_err(|_| text_error())?;
+                Ok(key.document_vector(text))
+            }
+            None => {
+                let slen = read_len(take(4)?.1);
+                let sealed_sparse = take(slen)?.1;
+                let what =
+                    || StoreError::Integrity { what: format!("sparse vector of chunk {i} of {}", path.display()) };
+                master
+                    .derive(&ctx(Purpose::ChunkSparse, cid, doc_id, i))
+                    .open(sealed_sparse)
+                    .map_err(|_| what())
+                    .and_then(|raw| SparseVector::decode(&raw).map_err(|_| what()))
+            }
+        };
+        chunks.push(vector.and_then(|vector| Ok(LoadedChunk { loc, vector, sparse: sparse? })));
     }
     if take(8)?.1 != END {
         return Err(damaged("missing end marker"));

@@ -20,7 +20,7 @@ pub mod document;
 pub mod names;
 
 pub use collection::{CollectionMeta, CollectionStore, StagedDocument};
-pub use document::{ChunkLocation, DocumentHeader, LoadedDocument, NewChunk};
+pub use document::{ChunkLocation, DocumentHeader, LoadedChunk, LoadedDocument, NewChunk};
 pub use names::{Claim, NameClaims};
 
 #[derive(Debug, thiserror::Error)]

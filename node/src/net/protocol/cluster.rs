@@ -31,7 +31,14 @@ pub(crate) enum ClusterRequest {
     Fetch { cid: String, doc_id: String, version: u64, offset: u64, max: u32 },
     /// Top `k` of the asked shards; the body is the query vector sealed under the collection key
     /// (`Purpose::RemoteSearch`, document = `request_id`). Admitted peers only.
+    /// The body is `ShardQuery::encode_vectors` (the dense vector, the IDF-weighted terms or both);
+    /// the answer has up to `k` hits of each ranking asked for.
     Search { cid: String, shards: Vec<u32>, k: usize, exact: bool, request_id: String },
+    /// How many chunks of the asked shards hold each term, and how many chunks they hold: what a
+    /// distributed keyword search computes one IDF from. The body is the term ids (`u32`s, keyed
+    /// hashes) sealed like a search's question; the answer (`u64` chunks, then one `u64` per
+    /// term) is sealed like its answer. Admitted peers only.
+    TermCounts { cid: String, shards: Vec<u32>, request_id: String },
     /// A market stack's request log, for a node the contract asked to attest it. Admitted peers
     /// only; the log comes back HPKE-sealed to the asker's attested key.
     StackLog { stack: u64 },
@@ -47,6 +54,8 @@ pub(crate) enum ClusterResponse {
     },
     /// The sealed hits (in the body).
     Hits,
+    /// The sealed term counts (in the body).
+    TermCounts,
     /// The sealed stack log (in the body).
     StackLog,
     /// The asked document is not held at that version (any more).
@@ -92,6 +101,9 @@ pub(crate) struct Holding {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct SearchAnswer {
     pub hits: Vec<prag_proto::api::Hit>,
+    /// The keyword ranking's hits.
+    #[serde(default)]
+    pub sparse_hits: Vec<prag_proto::api::Hit>,
     #[serde(default)]
     pub unreadable: Vec<prag_proto::api::ChunkError>,
 }
