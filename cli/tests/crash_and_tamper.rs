@@ -26,8 +26,7 @@ fn sigkill_mid_upload_loses_no_committed_document_and_shows_no_partial_one() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     // Plain token windows: the test recomputes each document's chunks with the tokenizer.
-    let mut node =
-        NodeProcess::start(&data, &["--chunk-tokens", "64", "--chunk-overlap", "8", "--chunking", "tokens"]);
+    let mut node = NodeProcess::start(&data, &["--chunk-tokens", "64", "--chunk-overlap", "8", "--chunking", "tokens"]);
     let rt = rt();
     let owner = key(3);
     let client = Arc::new(node.client(&owner));
