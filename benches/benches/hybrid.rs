@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use k256::ecdsa::VerifyingKey;
+use prag_benches::{normal, percentile, unit};
 use prag_node::config::{AttestationMode, IndexConfig};
 use prag_node::store::{CollectionMeta, CollectionStore, DocumentHeader, NewChunk};
 use prag_node::{Node, NodeConfig};
@@ -30,16 +31,6 @@ const WORDS_PER_CHUNK: usize = 130;
 const VOCABULARY: usize = 30_000;
 const DIM: usize = 384;
 const QUESTIONS: usize = 400;
-
-fn normal(rng: &mut impl Rng) -> f32 {
-    let (u1, u2): (f32, f32) = (rng.r#gen::<f32>().max(1e-9), rng.r#gen());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-}
-
-fn unit(v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.into_iter().map(|x| x / n).collect()
-}
 
 /// Pronounceable distinct words ("bakotu", …) and a Zipf(1.07) sampler over them.
 struct Vocabulary {
@@ -129,10 +120,6 @@ fn seed(data: &Path, owner: &VerifyingKey, vocab: &Vocabulary, centroids: &[Vec<
     }
     let docs = std::fs::read_dir(data.join("collections").join(&store.id).join("docs")).unwrap();
     (docs.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum(), sparse_bytes)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn bench(c: &mut Criterion) {

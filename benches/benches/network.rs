@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use prag_benches::Seed;
+use prag_benches::{Seed, percentile};
 use prag_embedder::Embedder;
 use prag_node::config::{AttestationMode, ClusterConfig, IndexConfig, NetConfig};
 use prag_node::{Node, NodeConfig};
@@ -223,10 +223,6 @@ fn retrieval(c: &mut Criterion, rt: &tokio::runtime::Runtime, embedder: &Embedde
     let vector = rt.block_on(embedder.embed(vec![question().text])).unwrap().remove(0);
     remote_search_under_ledger_load(c, rt, &a, entry, &vector);
     drop((a, b, cn));
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// Commits `per_second` transactions a second on `orderer` until `stop` is set; returns how many.

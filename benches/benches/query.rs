@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use prag_benches::{normal, percentile, unit};
 use prag_node::index::edge::EdgeBackend;
 use prag_node::index::{IndexBackend, IndexPoint};
 use rand::{Rng, SeedableRng};
@@ -15,17 +16,6 @@ const POINTS: usize = 100_000;
 const DIM: usize = 384;
 const QUERIES: usize = 200;
 
-fn normal(rng: &mut impl Rng) -> f32 {
-    // Box-Muller.
-    let (u1, u2): (f32, f32) = (rng.r#gen::<f32>().max(1e-9), rng.r#gen());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-}
-
-fn unit(v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.into_iter().map(|x| x / n).collect()
-}
-
 fn dataset(rng: &mut impl Rng, n: usize, centroids: &[Vec<f32>]) -> Vec<Vec<f32>> {
     (0..n)
         .map(|_| {
@@ -33,10 +23,6 @@ fn dataset(rng: &mut impl Rng, n: usize, centroids: &[Vec<f32>]) -> Vec<Vec<f32>
             unit(c.iter().map(|x| x + 0.06 * normal(rng)).collect())
         })
         .collect()
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn bench(c: &mut Criterion) {

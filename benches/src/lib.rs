@@ -123,3 +123,20 @@ impl Seed<'_> {
         docs.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
     }
 }
+
+/// A standard normal sample (Box-Muller), for synthetic embeddings.
+pub fn normal(rng: &mut impl rand::Rng) -> f32 {
+    let (u1, u2): (f32, f32) = (rng.r#gen::<f32>().max(1e-9), rng.r#gen());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+}
+
+/// `v` scaled to length 1.
+pub fn unit(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// The `q` quantile of latencies sorted ascending (nearest rank).
+pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}

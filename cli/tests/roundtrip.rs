@@ -187,6 +187,19 @@ fn upload_query_restart_and_canary_scan() {
         assert_eq!(resp.hits.first().map(|h| h.path.as_str()), Some(*want), "{q}");
     }
     assert_eq!(ask(&client, &rt, "What is the guest wifi called now?").hits[0].text, format!("wifi\n{changed}"));
+    // Keyword search after the restart: the term counts were rebuilt from the sealed vectors.
+    let keywords: QueryResponse = rt
+        .block_on(client.post(
+            "/v1/collections/clinic/query",
+            &QueryRequest {
+                text: "Ottoline Vasquez-Brandauer ziprasidone".into(),
+                k: 3,
+                mode: prag_proto::api::SearchMode::Sparse,
+                ..Default::default()
+            },
+        ))
+        .expect("keyword query");
+    assert_eq!(keywords.hits.first().map(|h| h.path.as_str()), Some("canary.txt"), "{:?}", keywords.hits);
     let hits = scan(&data, &needles);
     assert!(hits.is_empty(), "plaintext or vector bytes found at rest after restart: {hits:?}");
     assert!(scan_vector_fuzzy(&data, &vector).is_empty());

@@ -153,14 +153,16 @@ impl StorageNet for Replicated {
         Box::pin(async move {
             let started = Instant::now();
             let raw = zeroize::Zeroizing::new(query.encode_vectors());
-            let request_id = crate::crypto::random_hex::<16>()?;
-            let (q_key, a_key) = c.search_keys(&request_id);
-            let body = q_key.seal(&raw)?;
-            let request =
-                ClusterRequest::Search { cid: c.id().to_string(), shards, k: query.k, exact: query.exact, request_id };
-            let json =
-                ask_sealed(&cx, peer, Framed::with_body(request, body), &a_key, |h| matches!(h, ClusterResponse::Hits))
-                    .await?;
+            let (k, exact) = (query.k, query.exact);
+            let json = ask_sealed(
+                &cx,
+                &c,
+                peer,
+                &raw,
+                |cid, request_id| ClusterRequest::Search { cid, shards, k, exact, request_id },
+                |h| matches!(h, ClusterResponse::Hits),
+            )
+            .await?;
             let a: SearchAnswer = serde_json::from_slice(&json)
                 .map_err(|e| Error::new(ErrorKind::Unavailable, format!("peer {peer}'s answer: {e}")))?;
             cx.metrics.remote_search_seconds.observe(started.elapsed().as_secs_f64());
@@ -178,13 +180,14 @@ impl StorageNet for Replicated {
         let cx = Arc::clone(&self.cx);
         Box::pin(async move {
             let raw: Vec<u8> = terms.iter().flat_map(|t| t.to_le_bytes()).collect();
-            let request_id = crate::crypto::random_hex::<16>()?;
-            let (q_key, a_key) = c.search_keys(&request_id);
-            let body = q_key.seal(&raw)?;
-            let request = ClusterRequest::TermCounts { cid: c.id().to_string(), shards, request_id };
-            let plain = ask_sealed(&cx, peer, Framed::with_body(request, body), &a_key, |h| {
-                matches!(h, ClusterResponse::TermCounts)
-            })
+            let plain = ask_sealed(
+                &cx,
+                &c,
+                peer,
+                &raw,
+                |cid, request_id| ClusterRequest::TermCounts { cid, shards, request_id },
+                |h| matches!(h, ClusterResponse::TermCounts),
+            )
             .await?;
             let words: Vec<u64> =
                 plain.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
@@ -268,16 +271,21 @@ impl StorageNet for Replicated {
     }
 }
 
-/// Sends a sealed request to `peer` and opens the sealed answer, which must come with a head
-/// `expected` accepts.
+/// Asks `peer` about collection `c`: `plain` sealed under the collection key for a fresh request
+/// id, sent with the head `request(collection id, request id)` makes; the answer, which must come
+/// with a head `expected` accepts, opened.
 async fn ask_sealed(
     cx: &Context,
+    c: &Collection,
     peer: PeerId,
-    request: Framed<ClusterRequest>,
-    a_key: &crate::crypto::DataKey,
+    plain: &[u8],
+    request: impl FnOnce(String, String) -> ClusterRequest,
     expected: impl Fn(&ClusterResponse) -> bool,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let answer = cx.net.ask_cluster(peer, request).await?;
+    let request_id = crate::crypto::random_hex::<16>()?;
+    let (q_key, a_key) = c.search_keys(&request_id);
+    let body = q_key.seal(plain)?;
+    let answer = cx.net.ask_cluster(peer, Framed::with_body(request(c.id().to_string(), request_id), body)).await?;
     let sealed = match answer.head {
         ClusterResponse::Refused(e) => return Err(e.into()),
         h if expected(&h) => answer.body,

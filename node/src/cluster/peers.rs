@@ -173,7 +173,7 @@ async fn piece(cx: &Context, cid: &str, doc_id: &str, version: u64, offset: u64,
     }
 }
 
-/// The collection a peer's search names, and the keys its request id gives.
+/// The collection a peer's search names, once its request id is checked.
 fn searched(cx: &Context, cid: &str, request_id: &str) -> Result<Arc<Collection>> {
     if request_id.is_empty() || request_id.len() > 64 {
         return Err(Error::bad_request("bad search request"));

@@ -140,7 +140,7 @@ impl Collections {
                 }
             };
             let mut point_ids = Vec::with_capacity(doc.chunks.len());
-            let mut sparse_seen = Vec::with_capacity(doc.chunks.len());
+            let first_point = batch.len();
             for (i, chunk) in doc.chunks.into_iter().enumerate() {
                 let i = i as u32;
                 match chunk {
@@ -148,7 +148,6 @@ impl Collections {
                         let id = collection.point_id(&doc_id, i);
                         point_ids.push(id);
                         contents.points.insert(id, ChunkRef { doc_id: doc_id.clone(), chunk: i, loc });
-                        sparse_seen.push(sparse.clone());
                         batch.push(IndexPoint { id, vector, sparse });
                         chunks += 1;
                     }
@@ -157,12 +156,13 @@ impl Collections {
                     }
                 }
             }
+            // This document's points are the batch's last: counted before the batch is flushed.
+            let terms = std::sync::Arc::new(document_terms(batch[first_point..].iter().map(|p| &p.sparse)));
             if batch.len() >= 4096 {
                 collection.index.upsert(std::mem::take(&mut batch))?;
             }
             let bytes = doc.bytes;
             let DocumentHeader { path, fingerprint, version, .. } = doc.header;
-            let terms = std::sync::Arc::new(document_terms(&sparse_seen));
             let entry = DocEntry { path, fingerprint, point_ids, version, bytes, terms };
             contents.count_terms(&doc_id, &entry, collection.shards());
             contents.docs.insert(doc_id, entry);

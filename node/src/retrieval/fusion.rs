@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use prag_proto::api::SearchMode;
+
 /// The dense ranking's weight, α (0.5 was best of 0.3–0.8 on the tuning set).
 pub(crate) const DENSE_WEIGHT: f32 = 0.5;
 
@@ -21,6 +23,21 @@ pub(crate) fn depth(k: usize) -> usize {
 /// Sorts a ranked list the one way every node does: score descending, then key ascending.
 pub(crate) fn rank<K: Ord>(list: &mut [(K, f32)]) {
     list.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+}
+
+/// The answer of `mode` from the two rankings (each ranked, best first): the top `k` of one of
+/// them, or of their fusion. The one rule a node alone and a network's merged answers both apply.
+pub(crate) fn choose<K: Ord + Hash + Clone>(
+    mode: SearchMode,
+    dense: &[(K, f32)],
+    sparse: &[(K, f32)],
+    k: usize,
+) -> Vec<(K, f32)> {
+    match mode {
+        SearchMode::Dense => dense.iter().take(k).cloned().collect(),
+        SearchMode::Sparse => sparse.iter().take(k).cloned().collect(),
+        SearchMode::Hybrid => convex(dense, sparse, k),
+    }
 }
 
 /// Each score of `list` mapped to [0, 1] by the list's own minimum and maximum (all 1 when they

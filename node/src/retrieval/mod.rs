@@ -286,30 +286,18 @@ impl Retrieval {
 
 /// The answer of `mode` from the two rankings (each merged, best first): one of them, or their
 /// fusion with the fused scores.
-fn combine(mode: SearchMode, mut dense: Vec<Hit>, mut sparse: Vec<Hit>, k: usize) -> Vec<Hit> {
-    match mode {
-        SearchMode::Dense => {
-            dense.truncate(k);
-            dense
-        }
-        SearchMode::Sparse => {
-            sparse.truncate(k);
-            sparse
-        }
-        SearchMode::Hybrid => {
-            let key = |h: &Hit| (h.doc_id.clone(), h.chunk);
-            let d: Vec<((String, u32), f32)> = dense.iter().map(|h| (key(h), h.score)).collect();
-            let s: Vec<((String, u32), f32)> = sparse.iter().map(|h| (key(h), h.score)).collect();
-            let mut by_key: HashMap<(String, u32), Hit> = HashMap::new();
-            for h in dense.into_iter().chain(sparse) {
-                by_key.entry(key(&h)).or_insert(h);
-            }
-            fusion::convex(&d, &s, k)
-                .into_iter()
-                .filter_map(|(key, score)| by_key.remove(&key).map(|h| Hit { score, ..h }))
-                .collect()
-        }
+fn combine(mode: SearchMode, dense: Vec<Hit>, sparse: Vec<Hit>, k: usize) -> Vec<Hit> {
+    let key = |h: &Hit| (h.doc_id.clone(), h.chunk);
+    let d: Vec<((String, u32), f32)> = dense.iter().map(|h| (key(h), h.score)).collect();
+    let s: Vec<((String, u32), f32)> = sparse.iter().map(|h| (key(h), h.score)).collect();
+    let mut by_key: HashMap<(String, u32), Hit> = HashMap::new();
+    for h in dense.into_iter().chain(sparse) {
+        by_key.entry(key(&h)).or_insert(h);
     }
+    fusion::choose(mode, &d, &s, k)
+        .into_iter()
+        .filter_map(|(key, score)| by_key.remove(&key).map(|h| Hit { score, ..h }))
+        .collect()
 }
 
 /// A search of a collection this node holds whole: both rankings by id, fused, and only the
@@ -317,9 +305,18 @@ fn combine(mode: SearchMode, mut dense: Vec<Hit>, mut sparse: Vec<Hit>, k: usize
 /// document and chunk), so a node alone answers as a network would.
 fn search_here(c: &Collection, q: &Question) -> Result<(Vec<Hit>, Vec<prag_proto::api::ChunkError>)> {
     let depth = q.depth();
-    let keyed = |ranked: Vec<(PointId, f32)>| -> Vec<((String, u32), f32)> {
-        let mut out: Vec<((String, u32), f32)> =
-            ranked.into_iter().filter_map(|(id, s)| Some((c.chunk_of(id)?, s))).collect();
+    // The point behind each (document, chunk), so the answer's texts are read without computing
+    // point ids again.
+    let mut ids: HashMap<(String, u32), PointId> = HashMap::new();
+    let mut keyed = |ranked: Vec<(PointId, f32)>| -> Vec<((String, u32), f32)> {
+        let mut out: Vec<((String, u32), f32)> = ranked
+            .into_iter()
+            .filter_map(|(id, s)| {
+                let key = c.chunk_of(id)?;
+                ids.insert(key.clone(), id);
+                Some((key, s))
+            })
+            .collect();
         fusion::rank(&mut out);
         out.truncate(depth);
         out
@@ -331,15 +328,12 @@ fn search_here(c: &Collection, q: &Question) -> Result<(Vec<Hit>, Vec<prag_proto
     } else {
         Vec::new()
     };
-    let chosen: Vec<((String, u32), f32)> = match q.mode {
-        SearchMode::Dense => dense.into_iter().take(q.k).collect(),
-        SearchMode::Sparse => sparse.into_iter().take(q.k).collect(),
-        SearchMode::Hybrid => fusion::convex(&dense, &sparse, q.k),
-    };
-    let ids: Vec<(PointId, f32)> =
-        chosen.into_iter().map(|((doc, chunk), score)| (c.point_id(&doc, chunk), score)).collect();
+    let chosen: Vec<(PointId, f32)> = fusion::choose(q.mode, &dense, &sparse, q.k)
+        .into_iter()
+        .filter_map(|(key, score)| Some((*ids.get(&key)?, score)))
+        .collect();
     let mut unreadable = Vec::new();
-    let hits = c.read_hits(&ids, &mut unreadable);
+    let hits = c.read_hits(&chosen, &mut unreadable);
     Ok((hits, unreadable))
 }
 
