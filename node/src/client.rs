@@ -48,6 +48,30 @@ fn failed(context: impl Into<String>, reason: impl Display) -> ClientError {
     ClientError::Failed { context: context.into(), reason: reason.to_string() }
 }
 
+/// Whether a request failed because its connection closed before any answer came (an EOF or a
+/// reset where the answer's head should be), not because the node could not be reached at all or
+/// the request timed out.
+fn closed_before_answering(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if let Some(h) = cause.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
 /// An error and every cause under it (a refused connection says so, not only "error sending
 /// request").
 fn with_causes(e: &dyn std::error::Error) -> String {
@@ -130,6 +154,27 @@ impl NodeClient {
         failed(format!("cannot reach the node at {}", self.base), with_causes(&e))
     }
 
+    /// Sends a request, and once more on a new connection if a kept-alive connection was closed
+    /// under it before any answer came. The node closes its oldest idle connection to make room
+    /// when it is at `--max-connections` (and idle ones after its header timeout), so a pooled
+    /// connection can be closed just as a request goes out on it; the node never closes one with
+    /// a request in it. Sending again is safe for every request this client makes: reads change
+    /// nothing, a ledger transaction carries its own nonce, and a sealed request goes again as
+    /// the same signed envelope, which the node refuses as a replay if it did act on the first.
+    async fn send_retrying_a_closed_connection(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> ClientResult<reqwest::Response> {
+        match build().send().await {
+            Ok(resp) => Ok(resp),
+            Err(e) if closed_before_answering(&e) => {
+                tracing::debug!(node = %self.base, error = %with_causes(&e), "the connection closed under the request; sending it again");
+                build().send().await.map_err(|e| self.unreachable(e))
+            }
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
     fn closed(&self, e: reqwest::Error) -> ClientError {
         failed(format!("the node at {} closed the connection", self.base), with_causes(&e))
     }
@@ -141,7 +186,7 @@ impl NodeClient {
 
     async fn verify(&self) -> ClientResult<VerifiedNode> {
         let url = format!("{}/v1/attestation", self.base);
-        let resp = self.http.get(&url).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.send_retrying_a_closed_connection(|| self.http.get(&url)).await?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.closed(e))?;
         if !status.is_success() {
@@ -191,15 +236,16 @@ impl NodeClient {
     /// Sends a sealed request and opens the answer. An answer the node could not seal (the
     /// request did not open) comes back as it is.
     pub async fn send_sealed(&self, sealed: &SealedRequest) -> ClientResult<Answer> {
+        let url = format!("{}/v1/sealed", self.base);
         let resp = self
-            .http
-            .post(format!("{}/v1/sealed", self.base))
-            .header(HEADER_CHANNEL, &sealed.header)
-            .header("content-type", "application/octet-stream")
-            .body(sealed.body.clone())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send_retrying_a_closed_connection(|| {
+                self.http
+                    .post(&url)
+                    .header(HEADER_CHANNEL, &sealed.header)
+                    .header("content-type", "application/octet-stream")
+                    .body(sealed.body.clone())
+            })
+            .await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| self.closed(e))?;
         if status != 200 {
@@ -256,12 +302,20 @@ impl NodeClient {
         body: Option<&B>,
     ) -> ClientResult<R> {
         let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| failed("bad HTTP method", e))?;
-        let mut req = self.http.request(m, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            let json = serde_json::to_vec(b).map_err(|e| failed("cannot encode the request", e))?;
-            req = req.header("content-type", "application/json").body(json);
-        }
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let url = format!("{}{path}", self.base);
+        let json = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| failed("cannot encode the request", e))?),
+            None => None,
+        };
+        let resp = self
+            .send_retrying_a_closed_connection(|| {
+                let req = self.http.request(m.clone(), &url);
+                match &json {
+                    Some(json) => req.header("content-type", "application/json").body(json.clone()),
+                    None => req,
+                }
+            })
+            .await?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| self.closed(e))?;
         Answer { status, body: body.to_vec() }.json()
@@ -335,5 +389,72 @@ impl NodeClient {
             .open(&sealed, audience, &request_id)
             .map_err(|e| failed("cannot open the node's sealed answer", e))?;
         serde_json::from_slice(&plain).map_err(|e| failed("the sealed answer does not hold a valid answer", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one request head (these requests have no body).
+    async fn read_head(s: &mut tokio::net::TcpStream) -> bool {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+
+    #[tokio::test]
+    async fn a_request_on_a_kept_alive_connection_the_node_closes_goes_again_on_a_new_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        // The first connection answers one request, then takes the second and closes without an
+        // answer (as the node does to a pooled connection it picks to make room); the second
+        // connection answers.
+        let server = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            assert!(read_head(&mut first).await);
+            first.write_all(OK).await.unwrap();
+            assert!(read_head(&mut first).await, "the second request came on the kept-alive connection");
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            assert!(read_head(&mut second).await);
+            second.write_all(OK).await.unwrap();
+            2
+        });
+        let client = NodeClient::new(&base, SigningKey::random(&mut rand::rngs::OsRng), NodeTrust::default()).unwrap();
+        let a: serde_json::Value = client.public::<(), _>("GET", "/v1/status", None).await.unwrap();
+        let b: serde_json::Value = client.public::<(), _>("GET", "/v1/status", None).await.unwrap();
+        assert_eq!((a, b), (serde_json::json!({}), serde_json::json!({})));
+        assert_eq!(server.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_closes_every_connection_unanswered_is_an_error_after_one_more_try() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut seen = 0;
+            while let Ok(Ok((mut s, _))) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), listener.accept()).await
+            {
+                if read_head(&mut s).await {
+                    seen += 1;
+                }
+            }
+            seen
+        });
+        let client = NodeClient::new(&base, SigningKey::random(&mut rand::rngs::OsRng), NodeTrust::default()).unwrap();
+        let e = client.public::<(), serde_json::Value>("GET", "/v1/status", None).await.unwrap_err();
+        assert!(e.to_string().contains("cannot reach the node"), "{e}");
+        assert_eq!(server.await.unwrap(), 2, "sent twice, not more");
     }
 }
