@@ -2,6 +2,11 @@
 //! public `Embedder` API (queue, batcher and worker threads included).
 //! CPU always; CUDA too when built with `--features cuda` and a GPU answers.
 //! `PRAG_BENCH_WORKERS` overrides the worker count.
+//!
+//! With `PRAG_EMBED_CORPUS=DIR` (set by `benches/peers/run`), also `embed-corpus/{sentences,chunks}`:
+//! the peers' two corpora (`DIR/sentences.txt`, `DIR/chunks.txt`, one text per line) in batches of
+//! `PRAG_EMBED_BATCH` (default 32), one iteration embedding the whole corpus, so that script can put
+//! criterion's median next to the peers' on the same texts.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -47,8 +52,36 @@ fn bench_device(c: &mut Criterion, device: DeviceSpec, dtype: DTypeSpec, batches
     group.finish();
 }
 
+/// The peers' corpora, timed per dtype on the CPU (see the module comment).
+fn bench_corpus(c: &mut Criterion, dir: &std::path::Path) {
+    let batch = std::env::var("PRAG_EMBED_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(32);
+    let mut group = c.benchmark_group("embed-corpus");
+    group.sample_size(10);
+    for corpus in ["sentences", "chunks"] {
+        let path = dir.join(format!("{corpus}.txt"));
+        let texts: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        group.throughput(Throughput::Elements(texts.len() as u64));
+        for dtype in [DTypeSpec::F32] {
+            let Some(e) = embedder(DeviceSpec::Cpu, dtype, batch) else { continue };
+            group.bench_with_input(BenchmarkId::new(corpus, dtype), &dtype, |b, _| {
+                b.iter(|| e.embed_blocking(texts.clone()).map(|v| v.len()).unwrap_or(0))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     prag_benches::one_matmul_thread_per_worker();
+    if let Some(dir) = std::env::var_os("PRAG_EMBED_CORPUS") {
+        bench_corpus(c, std::path::Path::new(&dir));
+        return;
+    }
     bench_device(c, DeviceSpec::Cpu, DTypeSpec::F32, &[1, 8, 32, 128], TEXTS);
     if cfg!(feature = "cuda") {
         for dtype in [DTypeSpec::F32, DTypeSpec::F16, DTypeSpec::BF16] {

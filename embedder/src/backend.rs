@@ -34,6 +34,21 @@ impl PaddedBatch {
         PaddedBatch { batch, seq, ids, mask }
     }
 
+    /// The batch packed: every text's real tokens one text after another, and the row where each
+    /// text starts followed by the total (`batch + 1` entries). A text's tokens are the prefix of
+    /// its row that the mask marks real.
+    pub fn packed(&self) -> (Vec<u32>, Vec<usize>) {
+        let mut ids = Vec::with_capacity(self.ids.len());
+        let mut offsets = Vec::with_capacity(self.batch + 1);
+        offsets.push(0);
+        for (row, mask) in self.ids.chunks_exact(self.seq.max(1)).zip(self.mask.chunks_exact(self.seq.max(1))) {
+            let len = mask.iter().take_while(|&&m| m > 0.5).count();
+            ids.extend_from_slice(&row[..len]);
+            offsets.push(ids.len());
+        }
+        (ids, offsets)
+    }
+
     /// Real (unpadded) tokens in the batch.
     pub fn tokens(&self) -> usize {
         self.mask.iter().filter(|&&m| m > 0.5).count()
@@ -76,12 +91,17 @@ impl CandleBackend {
 
 impl Backend for CandleBackend {
     fn embed(&self, b: &PaddedBatch) -> Result<Vec<Vec<f32>>> {
-        let device = self.model.device();
-        let ids = Tensor::from_slice(&b.ids, (b.batch, b.seq), device)?;
-        let mask = Tensor::from_slice(&b.mask, (b.batch, b.seq), device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
-        let pooled = self.pooling.pool_and_normalize(&hidden, &mask)?;
-        let rows = pooled.to_vec2::<f32>()?;
+        let rows = if self.model.packs() {
+            let (ids, offsets) = b.packed();
+            let hidden = self.model.forward_packed(&ids, &offsets)?.flatten_all()?.to_vec1::<f32>()?;
+            self.pooling.pool_packed_and_normalize(&hidden, self.dimension, &offsets)
+        } else {
+            let device = self.model.device();
+            let ids = Tensor::from_slice(&b.ids, (b.batch, b.seq), device)?;
+            let mask = Tensor::from_slice(&b.mask, (b.batch, b.seq), device)?;
+            let hidden = self.model.forward(&ids, &mask)?;
+            self.pooling.pool_and_normalize(&hidden, &mask)?.to_vec2::<f32>()?
+        };
         if rows.iter().flatten().any(|v| !v.is_finite()) {
             return Err(EmbedError::Compute(format!(
                 "the model produced a non-finite value in {} on {}",

@@ -4,12 +4,18 @@
 //! built with a *finite* large negative value selected per position (candle-transformers multiplies
 //! by `f32::MIN`, which is −inf in f16 and turns 0 × −inf into NaN), and Q, K and V are one fused
 //! projection, so each layer runs one large matmul instead of three.
+//!
+//! Two forward passes: [`Bert::forward`] over a padded `[batch, seq]` batch with candle's ops
+//! (every device and dtype), and, for f32 on the CPU, [`Bert::forward_packed`] over the texts'
+//! tokens laid end to end with no padding: the linear layers then compute no padding rows at all
+//! and attention is one kernel per text and head (`attention`).
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use crate::error::Result;
 use crate::model_dir::BertConfig;
+use crate::models::attention::PackedAttention;
 use crate::models::cpu_ops::{BiasResidual, BiasThen};
 
 /// A linear layer kept as weight and bias so the bias can be fused into the next element-wise step.
@@ -148,6 +154,49 @@ impl Bert {
         self.dtype
     }
 
+    /// Whether [`Bert::forward_packed`] runs here (f32 on the CPU).
+    pub fn packs(&self) -> bool {
+        self.fused_cpu
+    }
+
+    /// The forward pass over a packed batch: `ids` holds every text's tokens one text after
+    /// another; `offsets` the row where each text starts, then `ids.len()`. Returns the last hidden
+    /// state `[ids.len(), hidden]`. Only where [`Bert::packs`].
+    pub fn forward_packed(&self, ids: &[u32], offsets: &[usize]) -> Result<Tensor> {
+        if !self.fused_cpu {
+            return Err(crate::error::EmbedError::Compute(
+                "the packed forward pass runs only in f32 on the CPU".into(),
+            ));
+        }
+        let rows = ids.len();
+        let mut positions: Vec<u32> = Vec::with_capacity(rows);
+        for w in offsets.windows(2) {
+            positions.extend(0..w[1].saturating_sub(w[0]) as u32);
+        }
+        if offsets.first() != Some(&0) || positions.len() != rows {
+            return Err(crate::error::EmbedError::Compute(format!(
+                "packed batch offsets {offsets:?} do not cover its {rows} tokens"
+            )));
+        }
+        let ids = Tensor::from_slice(ids, rows, &self.device)?;
+        let positions = Tensor::from_vec(positions, rows, &self.device)?;
+        let types = ids.zeros_like()?;
+        let x = self
+            .embeddings
+            .word
+            .forward(&ids)?
+            .add(&self.embeddings.position.forward(&positions)?)?
+            .add(&self.embeddings.token_type.forward(&types)?)?;
+        let mut x = self.embeddings.norm.forward(&x)?;
+        let attention = PackedAttention { offsets, heads: self.heads, head_dim: self.head_dim };
+        for l in &self.layers {
+            let qkv = self.add_bias(&l.qkv.matmul(&x)?, &l.qkv.bias)?; // [rows, 3h]
+            let ctx = qkv.apply_op1_no_bwd(&attention)?; // [rows, h]
+            x = self.after_attention(l, &ctx, &x)?;
+        }
+        Ok(x)
+    }
+
     /// `ids`: `[batch, seq]` u32; `mask`: `[batch, seq]` f32 of 0/1 (1 = real token).
     /// Returns the last hidden state `[batch, seq, hidden]` in the model's dtype.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
@@ -215,7 +264,13 @@ impl Bert {
         let scores = q.matmul(&k.t()?)?.add(mask_bias)?; // [b, nh, s, s]
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, hidden))?;
-        let attn = l.attn_norm.forward(&self.add_bias_residual(&l.attn_out.matmul(&ctx)?, &l.attn_out.bias, x)?)?;
+        self.after_attention(l, &ctx, x)
+    }
+
+    /// The rest of a layer once attention has given `ctx` (`[rows, hidden]`; `x`: its input):
+    /// output projection, residual and norm, then the feed-forward block with its own.
+    fn after_attention(&self, l: &Layer, ctx: &Tensor, x: &Tensor) -> Result<Tensor> {
+        let attn = l.attn_norm.forward(&self.add_bias_residual(&l.attn_out.matmul(ctx)?, &l.attn_out.bias, x)?)?;
         let inter = self.add_bias_activate(&l.intermediate.matmul(&attn)?, &l.intermediate.bias)?;
         let out = l.out_norm.forward(&self.add_bias_residual(&l.output.matmul(&inter)?, &l.output.bias, &attn)?)?;
         Ok(out)

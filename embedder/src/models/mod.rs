@@ -1,4 +1,5 @@
 //! Model architectures, one file each.
 
+pub mod attention;
 pub mod bert;
 pub mod cpu_ops;
