@@ -101,11 +101,11 @@ impl<const FMA: bool> pulp::WithSimd for Fused<'_, FMA> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Kernel { qkv, out, offsets, heads, head_dim } = self.0;
         match head_dim {
-            32 => attend::<32, FMA>(qkv, out, offsets, heads),
-            64 => attend::<64, FMA>(qkv, out, offsets, heads),
+            32 => attend::<S, 32, FMA>(simd, qkv, out, offsets, heads),
+            64 => attend::<S, 64, FMA>(simd, qkv, out, offsets, heads),
             _ => attend_any::<FMA>(qkv, out, offsets, heads, head_dim),
         }
     }
@@ -115,10 +115,16 @@ impl<const FMA: bool> pulp::WithSimd for Fused<'_, FMA> {
 /// in registers). Loops index fixed-size chunks rather than chain iterator adapters: inside the
 /// dispatched function the adapters were left as calls and cost more than the arithmetic.
 #[inline(always)]
-fn attend<const HD: usize, const FMA: bool>(qkv: &[f32], out: &mut [f32], offsets: &[usize], heads: usize) {
+fn attend<S: pulp::Simd, const HD: usize, const FMA: bool>(
+    simd: S,
+    qkv: &[f32],
+    out: &mut [f32],
+    offsets: &[usize],
+    heads: usize,
+) {
     let hidden = heads * HD;
     let stride = 3 * hidden;
-    let (mut kt, mut scores) = (Vec::new(), Vec::new());
+    let (mut kt, mut vh, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for w in offsets.windows(2) {
         let (start, len) = (w[0], w[1] - w[0]);
         let padded = len.next_multiple_of(TILE);
@@ -128,30 +134,58 @@ fn attend<const HD: usize, const FMA: bool>(qkv: &[f32], out: &mut [f32], offset
         scores.resize(padded, 0f32);
         for h in 0..heads {
             // This head's K, transposed (kt[d][j] = K[j][d]), so a query's scores are a sum of
-            // contiguous rows; columns past `len` stay zero.
+            // contiguous rows; columns past `len` stay zero. Its V, gathered into contiguous rows.
+            vh.clear();
             for j in 0..len {
                 if let Some(k) = qkv[(start + j) * stride + hidden + h * HD..].first_chunk::<HD>() {
                     for d in 0..HD {
                         kt[d * padded + j] = k[d];
                     }
                 }
+                vh.extend_from_slice(&qkv[(start + j) * stride + 2 * hidden + h * HD..][..HD]);
             }
             for i in 0..len {
                 let Some(q) = qkv[(start + i) * stride + h * HD..].first_chunk::<HD>() else { continue };
                 query_key_scores::<FMA>(q, &kt, padded, &mut scores);
                 softmax_in_place(&mut scores[..len]);
-                let mut ctx = [0f32; HD];
-                for j in 0..len {
-                    let p = scores[j];
-                    if let Some(v) = qkv[(start + j) * stride + 2 * hidden + h * HD..].first_chunk::<HD>() {
-                        for d in 0..HD {
-                            ctx[d] = madd::<FMA>(p, v[d], ctx[d]);
-                        }
-                    }
-                }
-                out[(start + i) * hidden + h * HD..][..HD].copy_from_slice(&ctx);
+                let ctx = &mut out[(start + i) * hidden + h * HD..][..HD];
+                context_row::<S, HD, FMA>(simd, &scores[..len], &vh, ctx);
             }
         }
+    }
+}
+
+/// `ctx = Σ_j p[j]·V[j]` over `vh`'s contiguous rows of `HD`, the row kept in vector registers
+/// (explicit vectors: left to itself LLVM kept it on the stack).
+#[inline(always)]
+fn context_row<S: pulp::Simd, const HD: usize, const FMA: bool>(simd: S, p: &[f32], vh: &[f32], ctx: &mut [f32]) {
+    const MAX_VECTORS: usize = 8;
+    let lanes = S::F32_LANES;
+    if !HD.is_multiple_of(lanes) || HD / lanes > MAX_VECTORS || vh.len() < p.len() * HD || ctx.len() != HD {
+        ctx.fill(0.0);
+        for (j, &pj) in p.iter().enumerate() {
+            for d in 0..ctx.len().min(HD) {
+                ctx[d] = madd::<FMA>(pj, vh[j * HD + d], ctx[d]);
+            }
+        }
+        return;
+    }
+    let n = HD / lanes;
+    let mut acc = [simd.splat_f32s(0.0); MAX_VECTORS];
+    for (j, &pj) in p.iter().enumerate() {
+        let pv = simd.splat_f32s(pj);
+        let (row, _) = S::as_simd_f32s(&vh[j * HD..j * HD + HD]);
+        for t in 0..n {
+            acc[t] = if FMA {
+                simd.mul_add_f32s(pv, row[t], acc[t])
+            } else {
+                simd.add_f32s(simd.mul_f32s(pv, row[t]), acc[t])
+            };
+        }
+    }
+    let (out, _) = S::as_mut_simd_f32s(ctx);
+    for t in 0..n {
+        out[t] = acc[t];
     }
 }
 
