@@ -16,6 +16,7 @@
 
 #![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used, clippy::panic))]
 
+mod allocator;
 pub mod backend;
 pub mod batching;
 pub mod device;
@@ -113,6 +114,7 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads the model and starts its threads. Blocking: reads ~90 MB of weights.
     pub fn load(config: EmbedderConfig) -> Result<Self> {
+        allocator::keep_activation_memory();
         let model_dir = ModelDir::open(&config.model_dir)?;
         let device = config.device.open()?;
         let dtype = config.dtype.resolve(&device)?;
