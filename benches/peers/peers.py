@@ -15,7 +15,6 @@ procedure. Subcommands:
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -282,7 +281,6 @@ def table(args):
         rows[f"prag {dtype}"] = {c: criterion_rate(args.criterion, f"embed-corpus/{c}", dtype, sizes[c]) for c in sizes}
     for name, entry in results["peers"].items():
         rows[name] = {c: entry.get(c) for c in sizes}
-    base = rows.get("onnxruntime-fp32", {})
     print(f"\nEmbedding throughput, texts/s, {results['threads']} threads, batches of {results['batch']} "
           "(median [range]; ratio: PRAG fp32 over the row, >1 means PRAG is faster)")
     head = "| engine | " + " | ".join(
@@ -303,8 +301,7 @@ def table(args):
                 cell += f" · prag f32 {p['median'] / r['median']:.2f}×"
             out.append(cell)
         print(f"| {name} | " + " | ".join(out) + " |")
-    if base:
-        print()
+    print()
     for name, entry in results["peers"].items():
         print(f"{name}: fixture cosine min {entry['fixture_min_cos']:.6f}, mean {entry['fixture_mean_cos']:.6f}")
 

@@ -5,8 +5,9 @@
 //! padding too and copies the context back. Here the batch is *packed*: the rows of each text
 //! follow each other with no padding (`offsets` says where each starts), and for each text and
 //! head this kernel reads its Q, K and V columns in place, scores only the text's own tokens and
-//! writes the context into the head's columns of the output. Per text it allocates nothing but
-//! two scratch buffers, reused across heads.
+//! writes the context into the head's columns of the output. Per call it allocates nothing but
+//! three scratch buffers (K transposed, V gathered, one row of scores), reused across texts and
+//! heads.
 //!
 //! A text's result depends only on that text, never on what else is in the batch, so batching
 //! cannot change an embedding (the embedder's agreement test holds that to 1e-5).
@@ -103,33 +104,29 @@ impl<const FMA: bool> pulp::WithSimd for Fused<'_, FMA> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Kernel { qkv, out, offsets, heads, head_dim } = self.0;
-        match head_dim {
-            32 => attend::<S, 32, FMA>(simd, qkv, out, offsets, heads),
-            64 => attend::<S, 64, FMA>(simd, qkv, out, offsets, heads),
-            _ => attend_any::<FMA>(qkv, out, offsets, heads, head_dim),
-        }
+        attend::<S, FMA>(simd, qkv, out, offsets, heads, head_dim);
     }
 }
 
-/// Every text and head, for a head width known at compile time (so a query's context row lives
-/// in registers). Loops index fixed-size chunks rather than chain iterator adapters: inside the
+/// Every text and head. Loops index slices rather than chain iterator adapters: inside the
 /// dispatched function the adapters were left as calls and cost more than the arithmetic.
 #[inline(always)]
-fn attend<S: pulp::Simd, const HD: usize, const FMA: bool>(
+fn attend<S: pulp::Simd, const FMA: bool>(
     simd: S,
     qkv: &[f32],
     out: &mut [f32],
     offsets: &[usize],
     heads: usize,
+    hd: usize,
 ) {
-    let hidden = heads * HD;
+    let hidden = heads * hd;
     let stride = 3 * hidden;
     let (mut kt, mut vh, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for w in offsets.windows(2) {
         let (start, len) = (w[0], w[1] - w[0]);
         let padded = len.next_multiple_of(TILE);
         kt.clear();
-        kt.resize(HD * padded, 0f32);
+        kt.resize(hd * padded, 0f32);
         scores.clear();
         scores.resize(padded, 0f32);
         for h in 0..heads {
@@ -137,19 +134,23 @@ fn attend<S: pulp::Simd, const HD: usize, const FMA: bool>(
             // contiguous rows; columns past `len` stay zero. Its V, gathered into contiguous rows.
             vh.clear();
             for j in 0..len {
-                if let Some(k) = qkv[(start + j) * stride + hidden + h * HD..].first_chunk::<HD>() {
-                    for d in 0..HD {
-                        kt[d * padded + j] = k[d];
-                    }
+                let k = &qkv[(start + j) * stride + hidden + h * hd..][..hd];
+                for d in 0..hd {
+                    kt[d * padded + j] = k[d];
                 }
-                vh.extend_from_slice(&qkv[(start + j) * stride + 2 * hidden + h * HD..][..HD]);
+                vh.extend_from_slice(&qkv[(start + j) * stride + 2 * hidden + h * hd..][..hd]);
             }
             for i in 0..len {
-                let Some(q) = qkv[(start + i) * stride + h * HD..].first_chunk::<HD>() else { continue };
+                let q = &qkv[(start + i) * stride + h * hd..][..hd];
                 query_key_scores::<FMA>(q, &kt, padded, &mut scores);
                 softmax_in_place(&mut scores[..len]);
-                let ctx = &mut out[(start + i) * hidden + h * HD..][..HD];
-                context_row::<S, HD, FMA>(simd, &scores[..len], &vh, ctx);
+                let (p, ctx) = (&scores[..len], &mut out[(start + i) * hidden + h * hd..][..hd]);
+                // The common head widths get the context row in registers.
+                match hd {
+                    32 => context_row::<S, 32, FMA>(simd, p, &vh, ctx),
+                    64 => context_row::<S, 64, FMA>(simd, p, &vh, ctx),
+                    _ => context_row_in_memory::<FMA>(p, &vh, ctx),
+                }
             }
         }
     }
@@ -162,13 +163,7 @@ fn context_row<S: pulp::Simd, const HD: usize, const FMA: bool>(simd: S, p: &[f3
     const MAX_VECTORS: usize = 8;
     let lanes = S::F32_LANES;
     if !HD.is_multiple_of(lanes) || HD / lanes > MAX_VECTORS || vh.len() < p.len() * HD || ctx.len() != HD {
-        ctx.fill(0.0);
-        for (j, &pj) in p.iter().enumerate() {
-            for d in 0..ctx.len().min(HD) {
-                ctx[d] = madd::<FMA>(pj, vh[j * HD + d], ctx[d]);
-            }
-        }
-        return;
+        return context_row_in_memory::<FMA>(p, vh, ctx);
     }
     let n = HD / lanes;
     let mut acc = [simd.splat_f32s(0.0); MAX_VECTORS];
@@ -189,6 +184,19 @@ fn context_row<S: pulp::Simd, const HD: usize, const FMA: bool>(simd: S, p: &[f3
     }
 }
 
+/// `ctx = Σ_j p[j]·V[j]` for any head width (`ctx.len()`), the row in memory.
+#[inline(always)]
+fn context_row_in_memory<const FMA: bool>(p: &[f32], vh: &[f32], ctx: &mut [f32]) {
+    let hd = ctx.len();
+    ctx.fill(0.0);
+    for (j, &pj) in p.iter().enumerate() {
+        let v = &vh[j * hd..j * hd + hd];
+        for d in 0..hd {
+            ctx[d] = madd::<FMA>(pj, v[d], ctx[d]);
+        }
+    }
+}
+
 /// `scores[j] = Σ_d q[d]·kt[d][j]` for every column of `kt` (`q.len()` rows of `padded`, a
 /// multiple of `TILE`), one tile of scores in registers at a time.
 #[inline(always)]
@@ -204,43 +212,6 @@ fn query_key_scores<const FMA: bool>(q: &[f32], kt: &[f32], padded: usize, score
         }
         if let Some(out) = scores[tile * TILE..].first_chunk_mut::<TILE>() {
             *out = acc;
-        }
-    }
-}
-
-/// Any head width: the same steps with the context row in memory.
-#[inline(always)]
-fn attend_any<const FMA: bool>(qkv: &[f32], out: &mut [f32], offsets: &[usize], heads: usize, hd: usize) {
-    let hidden = heads * hd;
-    let stride = 3 * hidden;
-    let (mut kt, mut scores) = (Vec::new(), Vec::new());
-    for w in offsets.windows(2) {
-        let (start, len) = (w[0], w[1] - w[0]);
-        let padded = len.next_multiple_of(TILE);
-        kt.clear();
-        kt.resize(hd * padded, 0f32);
-        scores.clear();
-        scores.resize(padded, 0f32);
-        for h in 0..heads {
-            for j in 0..len {
-                let k = &qkv[(start + j) * stride + hidden + h * hd..][..hd];
-                for d in 0..hd {
-                    kt[d * padded + j] = k[d];
-                }
-            }
-            for i in 0..len {
-                let q = &qkv[(start + i) * stride + h * hd..][..hd];
-                query_key_scores::<FMA>(q, &kt, padded, &mut scores);
-                softmax_in_place(&mut scores[..len]);
-                let ctx = &mut out[(start + i) * hidden + h * hd..][..hd];
-                for j in 0..len {
-                    let p = scores[j];
-                    let v = &qkv[(start + j) * stride + 2 * hidden + h * hd..][..hd];
-                    for d in 0..hd {
-                        ctx[d] = madd::<FMA>(p, v[d], ctx[d]);
-                    }
-                }
-            }
         }
     }
 }

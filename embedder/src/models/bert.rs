@@ -154,6 +154,19 @@ impl Bert {
         self.dtype
     }
 
+    /// Word + position + token-type embeddings (token type 0 throughout), normalised; `ids` and
+    /// `positions` of one shape, padded `[batch, seq]` or packed `[rows]`.
+    fn embed(&self, ids: &Tensor, positions: &Tensor) -> candle_core::Result<Tensor> {
+        let types = ids.zeros_like()?;
+        let x = self
+            .embeddings
+            .word
+            .forward(ids)?
+            .add(&self.embeddings.position.forward(positions)?)?
+            .add(&self.embeddings.token_type.forward(&types)?)?;
+        self.embeddings.norm.forward(&x)
+    }
+
     /// Whether [`Bert::forward_packed`] runs here (f32 on the CPU).
     pub fn packs(&self) -> bool {
         self.fused_cpu
@@ -180,14 +193,7 @@ impl Bert {
         }
         let ids = Tensor::from_slice(ids, rows, &self.device)?;
         let positions = Tensor::from_vec(positions, rows, &self.device)?;
-        let types = ids.zeros_like()?;
-        let x = self
-            .embeddings
-            .word
-            .forward(&ids)?
-            .add(&self.embeddings.position.forward(&positions)?)?
-            .add(&self.embeddings.token_type.forward(&types)?)?;
-        let mut x = self.embeddings.norm.forward(&x)?;
+        let mut x = self.embed(&ids, &positions)?;
         let attention = PackedAttention { offsets, heads: self.heads, head_dim: self.head_dim };
         for l in &self.layers {
             let qkv = self.add_bias(&l.qkv.matmul(&x)?, &l.qkv.bias)?; // [rows, 3h]
@@ -202,14 +208,7 @@ impl Bert {
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (batch, seq) = ids.dims2()?;
         let positions = Tensor::arange(0u32, seq as u32, &self.device)?.unsqueeze(0)?.broadcast_as((batch, seq))?;
-        let types = ids.zeros_like()?;
-        let x = self
-            .embeddings
-            .word
-            .forward(ids)?
-            .add(&self.embeddings.position.forward(&positions)?)?
-            .add(&self.embeddings.token_type.forward(&types)?)?;
-        let mut x = self.embeddings.norm.forward(&x)?;
+        let mut x = self.embed(ids, &positions)?;
 
         // Additive attention bias: 0 for real tokens, a finite large negative number for padding,
         // selected (not multiplied) so no 0 × −inf can appear in any dtype.
