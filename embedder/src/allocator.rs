@@ -6,8 +6,8 @@
 //! freed memory at the top of a heap back to the kernel above its trim threshold, so each layer paid
 //! for page faults and for zeroing new pages: about 20% of a pass on 2 cores (`perf`: page faults,
 //! `memset`, `unmap_page_range`). With the mmap threshold at 64 MiB and the trim threshold at
-//! 128 MiB, that memory stays in the heap and is reused: +26% texts/s on short texts and +14% on
-//! 208-token chunks (`benches/peers/run`'s corpora). The price is up to 128 MiB of freed memory an
+//! 128 MiB, that memory stays in the heap and is reused: +25% texts/s on short texts and +11% on
+//! 208-token chunks (`benches/peers/run`'s corpora, criterion, one run each side). The price is up to 128 MiB of freed memory an
 //! arena may keep instead of returning it. Elsewhere than glibc this does nothing.
 
 /// Sets the two thresholds once for the process; later calls do nothing.
