@@ -52,7 +52,7 @@ fn bench_device(c: &mut Criterion, device: DeviceSpec, dtype: DTypeSpec, batches
     group.finish();
 }
 
-/// The peers' corpora, timed in f32 on the CPU (see the module comment).
+/// The peers' corpora, timed on the CPU in f32 and int8 (see the module comment).
 fn bench_corpus(c: &mut Criterion, dir: &std::path::Path) {
     let batch = std::env::var("PRAG_EMBED_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(32);
     let mut group = c.benchmark_group("embed-corpus");
@@ -66,11 +66,12 @@ fn bench_corpus(c: &mut Criterion, dir: &std::path::Path) {
             .map(str::to_string)
             .collect();
         group.throughput(Throughput::Elements(texts.len() as u64));
-        let dtype = DTypeSpec::F32;
-        let Some(e) = embedder(DeviceSpec::Cpu, dtype, batch) else { continue };
-        group.bench_with_input(BenchmarkId::new(corpus, dtype), &dtype, |b, _| {
-            b.iter(|| e.embed_blocking(texts.clone()).map(|v| v.len()).unwrap_or(0))
-        });
+        for dtype in [DTypeSpec::F32, DTypeSpec::Int8] {
+            let Some(e) = embedder(DeviceSpec::Cpu, dtype, batch) else { continue };
+            group.bench_with_input(BenchmarkId::new(corpus, dtype), &dtype, |b, _| {
+                b.iter(|| e.embed_blocking(texts.clone()).map(|v| v.len()).unwrap_or(0))
+            });
+        }
     }
     group.finish();
 }

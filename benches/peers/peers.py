@@ -282,13 +282,15 @@ def table(args):
     for name, entry in results["peers"].items():
         rows[name] = {c: entry.get(c) for c in sizes}
     print(f"\nEmbedding throughput, texts/s, {results['threads']} threads, batches of {results['batch']} "
-          "(median [range]; ratio: PRAG fp32 over the row, >1 means PRAG is faster)")
+          "(median [range]; ratio: PRAG over the row, fp32 against fp32 and int8 against int8; "
+          ">1 means PRAG is faster)")
     head = "| engine | " + " | ".join(
         f"{sizes[c]} {c}" + (f" (~{tokens[c]:.0f} tokens)" if c in tokens else "") for c in sizes) + " |"
     print(head)
     print("|" + "---|" * (len(sizes) + 1))
-    prag = rows.get("prag f32", {})
     for name, cells in rows.items():
+        mine = "prag int8" if "int8" in name else "prag f32"
+        prag = rows.get(mine, {})
         out = []
         for c in sizes:
             r = cells.get(c)
@@ -298,7 +300,7 @@ def table(args):
             cell = f"{r['median']:.1f} [{r['min']:.1f}–{r['max']:.1f}]"
             p = prag.get(c)
             if p and not name.startswith("prag"):
-                cell += f" · prag f32 {p['median'] / r['median']:.2f}×"
+                cell += f" · {mine} {p['median'] / r['median']:.2f}×"
             out.append(cell)
         print(f"| {name} | " + " | ".join(out) + " |")
     print()
@@ -345,7 +347,7 @@ def main():
     tb.add_argument("--results", required=True)
     tb.add_argument("--corpora", required=True)
     tb.add_argument("--criterion", required=True)
-    tb.add_argument("--prag-dtypes", nargs="*", default=["f32"])
+    tb.add_argument("--prag-dtypes", nargs="*", default=["f32", "int8"])
     args = p.parse_args()
     {"corpora": lambda: corpora(args.out), "tokens": lambda: count_tokens(args),
      "export": lambda: export(args.model, args.out), "measure": lambda: measure(args),

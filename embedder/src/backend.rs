@@ -71,7 +71,8 @@ pub struct CandleBackend {
 }
 
 impl CandleBackend {
-    pub fn load(model_dir: &ModelDir, device: &Device, dtype: DType) -> Result<Self> {
+    /// `int8`: the linear layers in 8-bit integers (f32 on the CPU only).
+    pub fn load(model_dir: &ModelDir, device: &Device, dtype: DType, int8: bool) -> Result<Self> {
         let path = model_dir.path(WEIGHTS);
         let bytes = read_file(&path)?;
         let invalid = |reason: String| EmbedError::InvalidFile { path: path.clone(), reason };
@@ -79,8 +80,8 @@ impl CandleBackend {
         // converts while copying.
         let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)
             .map_err(|e| invalid(format!("not a readable safetensors file: {e}")))?;
-        let model =
-            Bert::load(vb, &model_dir.config).map_err(|e| invalid(format!("weights do not match config.json: {e}")))?;
+        let model = Bert::load(vb, &model_dir.config, int8)
+            .map_err(|e| invalid(format!("weights do not match config.json: {e}")))?;
         Ok(CandleBackend { model, pooling: model_dir.pooling, dimension: model_dir.config.hidden_size })
     }
 
@@ -117,6 +118,9 @@ impl Backend for CandleBackend {
     }
 
     fn dtype(&self) -> String {
+        if self.model.is_int8() {
+            return "int8".into();
+        }
         format!("{:?}", self.model.dtype()).to_lowercase()
     }
 

@@ -95,7 +95,8 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
     }
 }
 
-/// `auto | f32 | f16 | bf16`. `auto` is f32 on the CPU and f16 on CUDA.
+/// `auto | f32 | f16 | bf16 | int8`. `auto` is f32 on the CPU and f16 on CUDA. `int8` (CPU only)
+/// runs the encoder's linear layers in 8-bit integers and the rest in f32 (`models::int8`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DTypeSpec {
     #[default]
@@ -103,6 +104,7 @@ pub enum DTypeSpec {
     F32,
     F16,
     BF16,
+    Int8,
 }
 
 impl FromStr for DTypeSpec {
@@ -114,6 +116,7 @@ impl FromStr for DTypeSpec {
             "f32" | "float32" => Ok(DTypeSpec::F32),
             "f16" | "float16" | "half" => Ok(DTypeSpec::F16),
             "bf16" | "bfloat16" => Ok(DTypeSpec::BF16),
+            "int8" | "i8" | "q8" => Ok(DTypeSpec::Int8),
             _ => Err(EmbedError::UnknownDType(s.to_string())),
         }
     }
@@ -126,16 +129,23 @@ impl fmt::Display for DTypeSpec {
             DTypeSpec::F32 => "f32",
             DTypeSpec::F16 => "f16",
             DTypeSpec::BF16 => "bf16",
+            DTypeSpec::Int8 => "int8",
         })
     }
 }
 
 impl DTypeSpec {
-    /// The dtype to run in on `device`. Half precision is refused on the CPU: candle's CPU matmul
-    /// has no bf16 kernel and f16 there is slower and less exact than f32.
+    /// The dtype to run in on `device` (int8's tensors between layers are f32). Half precision is
+    /// refused on the CPU: candle's CPU matmul has no bf16 kernel and f16 there is slower and less
+    /// exact than f32; int8 is refused on CUDA, which has no int8 kernel here.
     pub fn resolve(self, device: &Device) -> Result<DType> {
         match (self, device.is_cpu()) {
-            (DTypeSpec::Auto, true) | (DTypeSpec::F32, _) => Ok(DType::F32),
+            (DTypeSpec::Auto, true) | (DTypeSpec::F32, _) | (DTypeSpec::Int8, true) => Ok(DType::F32),
+            (DTypeSpec::Int8, false) => Err(EmbedError::UnsupportedDType {
+                dtype: self.to_string(),
+                device: "cuda".into(),
+                reason: "int8 runs on the CPU only; use f16 or bf16 on CUDA".into(),
+            }),
             (DTypeSpec::Auto, false) | (DTypeSpec::F16, false) => Ok(DType::F16),
             (DTypeSpec::BF16, false) => Ok(DType::BF16),
             (DTypeSpec::F16 | DTypeSpec::BF16, true) => Err(EmbedError::UnsupportedDType {
@@ -188,5 +198,7 @@ mod tests {
         assert!(DTypeSpec::BF16.resolve(&Device::Cpu).is_err());
         assert_eq!(DTypeSpec::Auto.resolve(&Device::Cpu).ok(), Some(DType::F32));
         assert!("f8".parse::<DTypeSpec>().is_err());
+        assert_eq!("INT8".parse::<DTypeSpec>().ok(), Some(DTypeSpec::Int8));
+        assert_eq!(DTypeSpec::Int8.resolve(&Device::Cpu).ok(), Some(DType::F32));
     }
 }

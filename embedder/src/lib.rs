@@ -119,7 +119,7 @@ impl Embedder {
         let device = config.device.open()?;
         let dtype = config.dtype.resolve(&device)?;
         let tokenizer = TextTokenizer::load(&model_dir)?;
-        let backend = CandleBackend::load(&model_dir, &device, dtype)?;
+        let backend = CandleBackend::load(&model_dir, &device, dtype, config.dtype == DTypeSpec::Int8)?;
         let workers = config.workers.unwrap_or_else(|| {
             if device.is_cpu() { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { 1 }
         });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use prag_embedder::{BatchLimits, DeviceSpec, Embedder, EmbedderConfig, cosine};
+use prag_embedder::{BatchLimits, DTypeSpec, DeviceSpec, Embedder, EmbedderConfig, cosine};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -57,6 +57,31 @@ fn matches_reference_embeddings_batched_and_one_by_one() {
         let single = embedder.embed_blocking(vec![text.clone()]).expect("single embedding");
         let max_diff = single[0].iter().zip(&batched[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max_diff <= 1e-5, "batching changed item {i} by {max_diff}: {:?}", truncate(text));
+    }
+}
+
+/// `--dtype int8`: close to the reference on every item, the same in a batch and alone (integer
+/// sums are exact and activations are quantized per row, so batching changes nothing at all).
+#[test]
+fn int8_stays_close_to_the_reference_and_ignores_batching() {
+    let fixture = load_fixture();
+    let mut config = EmbedderConfig::new(common::model_dir());
+    config.device = DeviceSpec::Cpu;
+    config.dtype = DTypeSpec::Int8;
+    config.limits = BatchLimits { token_budget: 1 << 20, max_batch: 1024 };
+    let embedder = Embedder::load(config).unwrap_or_else(|e| panic!("model load failed: {e}"));
+    assert_eq!(embedder.info().dtype, "int8");
+    let texts: Vec<String> = fixture.items.iter().map(|i| i.text.clone()).collect();
+    let batched = embedder.embed_blocking(texts.clone()).expect("batched embedding");
+    let cosines: Vec<f32> =
+        fixture.items.iter().zip(&batched).map(|(item, got)| cosine(got, &item.embedding)).collect();
+    let worst = cosines.iter().copied().fold(f32::MAX, f32::min);
+    let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+    eprintln!("int8 cosine vs reference: min {worst:.4}, mean {mean:.4} over {} items", cosines.len());
+    assert!(worst >= 0.99 && mean >= 0.998, "int8 cosine min {worst}, mean {mean}");
+    for (i, text) in texts.iter().enumerate() {
+        let single = embedder.embed_blocking(vec![text.clone()]).expect("single embedding");
+        assert_eq!(single[0], batched[i], "batching changed item {i}: {:?}", truncate(text));
     }
 }
 

@@ -14,7 +14,8 @@ pub struct ModelArgs {
     /// Where the model runs: auto, cpu, cuda or cuda:N.
     #[arg(long, env = "PRAG_DEVICE", default_value = "auto")]
     pub device: DeviceSpec,
-    /// Number format: auto (f32 on CPU, f16 on CUDA), f32, f16 or bf16.
+    /// Number format: auto (f32 on CPU, f16 on CUDA), f32, f16, bf16, or int8 (CPU only: linear
+    /// layers in 8-bit integers, faster, slightly less exact; see the README).
     #[arg(long, env = "PRAG_DTYPE", default_value = "auto")]
     pub dtype: DTypeSpec,
     /// Model worker threads (default: one per core on CPU, one on CUDA).

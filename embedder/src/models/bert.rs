@@ -17,21 +17,35 @@ use crate::error::Result;
 use crate::model_dir::BertConfig;
 use crate::models::attention::PackedAttention;
 use crate::models::cpu_ops::{BiasResidual, BiasThen};
+use crate::models::int8::{QuantizedLinear, QuantizedWeight};
 
 /// A linear layer kept as weight and bias so the bias can be fused into the next element-wise step.
 struct Dense {
     weight: Tensor,
     bias: Tensor,
+    /// The weight in 8-bit integers, when the model runs in int8 (`--dtype int8`).
+    int8: Option<QuantizedWeight>,
 }
 
 impl Dense {
     fn load(vb: VarBuilder<'_>, input: usize, output: usize) -> candle_core::Result<Self> {
-        Ok(Dense { weight: vb.get((output, input), "weight")?, bias: vb.get(output, "bias")? })
+        Ok(Dense { weight: vb.get((output, input), "weight")?, bias: vb.get(output, "bias")?, int8: None })
+    }
+
+    /// Quantizes the weight; from then on [`Dense::matmul`] runs in int8.
+    fn quantize(&mut self) -> candle_core::Result<()> {
+        let (outputs, inputs) = self.weight.dims2()?;
+        let values = self.weight.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        self.int8 = Some(QuantizedWeight::quantize(&values, outputs, inputs).map_err(candle_core::Error::Msg)?);
+        Ok(())
     }
 
     /// `x @ Wᵀ` without the bias; `x` is `[rows, in]`.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight.t()?)
+        match &self.int8 {
+            Some(q) => x.contiguous()?.apply_op1_no_bwd(&QuantizedLinear(q)),
+            None => x.matmul(&self.weight.t()?),
+        }
     }
 }
 
@@ -88,6 +102,8 @@ pub struct Bert {
     device: Device,
     /// f32 on the CPU: use the fused kernels of `cpu_ops`.
     fused_cpu: bool,
+    /// The linear layers run in int8 (`int8`); the rest stays f32.
+    int8: bool,
 }
 
 fn layer_norm(vb: VarBuilder<'_>, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
@@ -102,8 +118,9 @@ fn layer_norm(vb: VarBuilder<'_>, size: usize, eps: f64) -> candle_core::Result<
 
 impl Bert {
     /// Builds the encoder from a safetensors `VarBuilder`. Accepts weights with or without the
-    /// `bert.` prefix.
-    pub fn load(vb: VarBuilder<'_>, c: &BertConfig) -> candle_core::Result<Self> {
+    /// `bert.` prefix. `int8`: quantize every linear layer of the encoder (f32 on the CPU only);
+    /// embeddings, norms and attention stay f32.
+    pub fn load(vb: VarBuilder<'_>, c: &BertConfig, int8: bool) -> candle_core::Result<Self> {
         let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") { vb } else { vb.pp("bert") };
         let h = c.hidden_size;
         let e = vb.pp("embeddings");
@@ -124,15 +141,26 @@ impl Bert {
             let qkv = Dense {
                 weight: Tensor::cat(&[&(q.weight * scale)?, &k.weight, &v.weight], 0)?,
                 bias: Tensor::cat(&[&(q.bias * scale)?, &k.bias, &v.bias], 0)?,
+                int8: None,
             };
-            layers.push(Layer {
+            let mut layer = Layer {
                 qkv,
                 attn_out: Dense::load(a.pp("output.dense"), h, h)?,
                 attn_norm: layer_norm(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
                 intermediate: Dense::load(l.pp("intermediate.dense"), h, c.intermediate_size)?,
                 output: Dense::load(l.pp("output.dense"), c.intermediate_size, h)?,
                 out_norm: layer_norm(l.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
-            });
+            };
+            if int8 {
+                for dense in [&mut layer.qkv, &mut layer.attn_out, &mut layer.intermediate, &mut layer.output] {
+                    dense.quantize()?;
+                }
+            }
+            layers.push(layer);
+        }
+        let fused_cpu = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        if int8 && !fused_cpu {
+            candle_core::bail!("int8 runs in f32 on the CPU only");
         }
         Ok(Bert {
             embeddings,
@@ -142,8 +170,14 @@ impl Bert {
             activation: Activation::from_config(&c.hidden_act),
             dtype: vb.dtype(),
             device: vb.device().clone(),
-            fused_cpu: vb.device().is_cpu() && vb.dtype() == DType::F32,
+            fused_cpu,
+            int8,
         })
+    }
+
+    /// Whether the linear layers run in int8.
+    pub fn is_int8(&self) -> bool {
+        self.int8
     }
 
     pub fn device(&self) -> &Device {

@@ -3,3 +3,4 @@
 pub mod attention;
 pub mod bert;
 pub mod cpu_ops;
+pub mod int8;
